@@ -1,0 +1,232 @@
+//! The HTTP and host adapter: one file per Azure Function, one registry of routes, one error table.
+//!
+//! Every request goes through [`dispatch`], which finds the function in [`FUNCTIONS`] by path,
+//! checks the method, reads the body under a size limit and calls the function's handler inside a
+//! tracing span carrying the host's invocation id. The registry is also what the test against
+//! `function-app/*/function.json` reads, so a route cannot exist on one side only.
+
+pub mod error;
+pub mod feedback;
+pub mod health;
+pub mod host;
+pub mod metrics_report;
+pub mod predict;
+pub mod ui;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use tracing::Instrument;
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+pub use error::ApiError;
+
+use crate::service::Service;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// HTTP functions live under this prefix, as on the Functions host.
+pub const ROUTE_PREFIX: &str = "/api";
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+}
+
+/// A request as handlers see it: the body already read, the path already matched.
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response, ApiError>> + Send>>;
+pub type Handler = fn(AppState, Request) -> HandlerFuture;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Forwarded as-is by the host to `/api/<route>`.
+    Http {
+        methods: &'static [&'static str],
+        route: &'static str,
+    },
+    /// Posted by the host to `/<function name>` as an InvokeRequest.
+    Timer,
+}
+
+pub struct Function {
+    /// The function's folder name in `function-app/`.
+    pub name: &'static str,
+    pub trigger: Trigger,
+    pub handler: Handler,
+}
+
+/// Every function the handler serves, and so every folder `function-app/` must have.
+pub const FUNCTIONS: &[Function] = &[
+    predict::FUNCTION,
+    health::FUNCTION,
+    feedback::FUNCTION,
+    ui::FUNCTION,
+    metrics_report::FUNCTION,
+];
+
+impl Function {
+    fn matches(&self, path: &str) -> bool {
+        match self.trigger {
+            Trigger::Http { route, .. } => {
+                path.strip_prefix(ROUTE_PREFIX)
+                    .and_then(|p| p.strip_prefix('/'))
+                    .is_some_and(|p| p.trim_end_matches('/') == route)
+                    // The page is also served at the API root when run on its own.
+                    || (self.name == ui::FUNCTION.name
+                        && (path == ROUTE_PREFIX || path == "/api/"))
+            }
+            Trigger::Timer => path.strip_prefix('/') == Some(self.name),
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        match self.trigger {
+            Trigger::Http { methods, .. } => methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(method.as_str())),
+            Trigger::Timer => method == Method::POST,
+        }
+    }
+
+    fn allowed(&self) -> String {
+        match self.trigger {
+            Trigger::Http { methods, .. } => methods.join(", ").to_uppercase(),
+            Trigger::Timer => "POST".into(),
+        }
+    }
+}
+
+/// Reads a body stream, refusing more than `limit` bytes without buffering them.
+async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let declared = headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|e| ApiError::InvalidRequest(format!("reading the body failed: {e}")))?;
+        if buffer.len() + chunk.remaining() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let piece = chunk.chunk();
+            buffer.extend_from_slice(piece);
+            let n = piece.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buffer.freeze())
+}
+
+async fn dispatch<S, B>(
+    state: AppState,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    // The host polls `/` until the handler answers; it only needs to know we are up.
+    if path == "/" {
+        return error::json_response(StatusCode::OK, &serde_json::json!({"status": "up"}));
+    }
+    let Some(function) = FUNCTIONS.iter().find(|f| f.matches(&path)) else {
+        return ApiError::NotFound(path).into_response();
+    };
+    let invocation_id = headers
+        .get("x-azure-functions-invocationid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span =
+        tracing::info_span!("invocation", function = function.name, invocation_id = %invocation_id);
+    async move {
+        if !function.allows(&method) {
+            return ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                allowed: function.allowed(),
+            }
+            .into_response();
+        }
+        let body = match read_body(&headers, body, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(e) => return e.into_response(),
+        };
+        let request = Request {
+            method,
+            headers,
+            body,
+        };
+        match (function.handler)(state, request).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The warp filter serving every function.
+pub fn routes(
+    state: AppState,
+) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(move |method, path: warp::path::FullPath, headers, body| {
+            dispatch(
+                state.clone(),
+                method,
+                path.as_str().to_owned(),
+                headers,
+                body,
+            )
+        })
+        .recover(|_rejection: warp::Rejection| async move {
+            // Every path matches the filter above, so this only sees malformed requests.
+            Ok::<_, std::convert::Infallible>(
+                ApiError::InvalidRequest("malformed request".into()).into_response(),
+            )
+        })
+        .unify()
+        .map(|r: Response| r.into_response())
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}

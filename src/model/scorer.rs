@@ -1,0 +1,335 @@
+//! The scorer: `tokenizer.json` → token ids → tract → P(positive).
+//!
+//! All text normalisation lives in the tokenizer file that training produced, so Python and Rust
+//! see the same ids. The graph is loaded with symbolic batch and sequence dimensions, optimised
+//! once, and run synchronously: callers put it on a blocking thread.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tract_onnx::prelude::*;
+
+use super::manifest::{Manifest, ModelKind, OutputKind, MODEL_FILE, TOKENIZER_FILE};
+use super::ModelError;
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// What each graph input is fed with, in the graph's input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    InputIds,
+    AttentionMask,
+    TokenTypeIds,
+}
+
+pub struct Scorer {
+    manifest: Manifest,
+    tokenizer: Tokenizer,
+    plan: Plan,
+    feeds: Vec<Feed>,
+    /// Recurrent graphs run one text at a time; see [`build_plan`].
+    one_at_a_time: bool,
+}
+
+impl std::fmt::Debug for Scorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scorer")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .finish()
+    }
+}
+
+fn onnx_error(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Onnx(format!("{e:#}"))
+}
+
+impl Scorer {
+    /// Verifies both files against the manifest, then builds the tokenizer and the optimised plan.
+    /// CPU-heavy for large models: call it off the async runtime.
+    pub fn load(
+        manifest: Manifest,
+        tokenizer_json: &[u8],
+        model_onnx: &[u8],
+    ) -> Result<Self, ModelError> {
+        manifest.verify(TOKENIZER_FILE, tokenizer_json)?;
+        manifest.verify(MODEL_FILE, model_onnx)?;
+        let tokenizer = build_tokenizer(&manifest, tokenizer_json)?;
+        let (plan, feeds, one_at_a_time) = build_plan(&manifest, model_onnx)?;
+        let scorer = Self {
+            manifest,
+            tokenizer,
+            plan,
+            feeds,
+            one_at_a_time,
+        };
+        // A graph that loads but cannot run (wrong output shape, op failing at run time) is refused
+        // here rather than on the first request.
+        scorer.score(&["loaded"])?;
+        Ok(scorer)
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Token ids of each text, without padding: what the graph sees for a batch of one.
+    pub fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, ModelError> {
+        texts
+            .iter()
+            .map(|t| {
+                self.tokenizer
+                    .encode(*t, true)
+                    .map(|e| e.get_ids().to_vec())
+                    .map_err(|e| ModelError::Tokenizer(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// P(positive) for each text, in order.
+    pub fn score(&self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
+        if self.one_at_a_time && texts.len() > 1 {
+            let mut scores = Vec::with_capacity(texts.len());
+            for text in texts {
+                scores.extend(self.score_batch(&[text])?);
+            }
+            return Ok(scores);
+        }
+        self.score_batch(texts)
+    }
+
+    fn score_batch(&self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let batch = encodings.len();
+        // The batch padding makes every encoding the same length. A text that tokenises to
+        // nothing still needs one position for the graph to have a shape.
+        let seq = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let pad_id = self.tokenizer.get_padding().map(|p| p.pad_id).unwrap_or(0) as i64;
+        let mut ids = vec![pad_id; batch * seq];
+        let mut mask = vec![0i64; batch * seq];
+        let mut types = vec![0i64; batch * seq];
+        for (row, enc) in encodings.iter().enumerate() {
+            let base = row * seq;
+            for (col, ((&id, &m), &t)) in enc
+                .get_ids()
+                .iter()
+                .zip(enc.get_attention_mask())
+                .zip(enc.get_type_ids())
+                .enumerate()
+            {
+                ids[base + col] = id as i64;
+                mask[base + col] = m as i64;
+                types[base + col] = t as i64;
+            }
+        }
+        let tensor = |data: &Vec<i64>| -> Result<TValue, ModelError> {
+            Ok(
+                tract_ndarray::Array2::from_shape_vec((batch, seq), data.clone())
+                    .map_err(|e| ModelError::Inference(e.to_string()))?
+                    .into_tensor()
+                    .into_tvalue(),
+            )
+        };
+        let mut inputs = TVec::new();
+        for feed in &self.feeds {
+            inputs.push(match feed {
+                Feed::InputIds => tensor(&ids)?,
+                Feed::AttentionMask => tensor(&mask)?,
+                Feed::TokenTypeIds => tensor(&types)?,
+            });
+        }
+        let outputs = self
+            .plan
+            .run(inputs)
+            .map_err(|e| ModelError::Inference(format!("{e:#}")))?;
+        let output = outputs
+            .first()
+            .ok_or_else(|| ModelError::Inference("the graph produced no output".into()))?;
+        let view = output
+            .to_plain_array_view::<f32>()
+            .map_err(|e| ModelError::Inference(format!("output is not f32: {e}")))?;
+        let columns = match view.shape() {
+            [b] if *b == batch => 1,
+            [b, c] if *b == batch && (*c == 1 || *c == 2) => *c,
+            shape => {
+                return Err(ModelError::Inference(format!(
+                    "output shape {shape:?} is neither [batch], [batch, 1] nor [batch, 2]"
+                )))
+            }
+        };
+        let flat: Vec<f32> = view.iter().copied().collect();
+        let kind = self.manifest.output.kind;
+        let scores = flat
+            .chunks(columns)
+            .map(|row| positive_probability(kind, row))
+            .collect::<Vec<_>>();
+        if let Some(bad) = scores
+            .iter()
+            .find(|s| !s.is_finite() || !(0.0..=1.0).contains(*s))
+        {
+            return Err(ModelError::Inference(format!(
+                "score {bad} is not a probability"
+            )));
+        }
+        Ok(scores)
+    }
+}
+
+/// P(positive) from one output row, as the manifest says the output is to be read.
+fn positive_probability(kind: OutputKind, row: &[f32]) -> f32 {
+    match (kind, row) {
+        (OutputKind::Probability, [p]) => *p,
+        (OutputKind::Probability, [_, p]) => *p,
+        (OutputKind::Logits, [z]) => 1.0 / (1.0 + (-z).exp()),
+        // Softmax over two logits is the sigmoid of their difference; stable for large logits.
+        (OutputKind::Logits, [neg, pos]) => 1.0 / (1.0 + (neg - pos).exp()),
+        _ => f32::NAN,
+    }
+}
+
+fn build_tokenizer(manifest: &Manifest, json: &[u8]) -> Result<Tokenizer, ModelError> {
+    let mut tokenizer =
+        Tokenizer::from_bytes(json).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: manifest.max_tokens,
+            ..Default::default()
+        }))
+        .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    // Keep the padding the model was trained with (id and side), but always pad a batch to its
+    // longest text rather than to a fixed length.
+    let padding = match tokenizer.get_padding() {
+        Some(existing) => PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..existing.clone()
+        },
+        None => PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id: 0,
+            ..Default::default()
+        },
+    };
+    tokenizer.with_padding(Some(padding));
+    Ok(tokenizer)
+}
+
+/// Builds the optimised plan, and says whether it takes one text at a time.
+///
+/// tract's recurrent ops (LSTM, GRU, RNN) need a concrete batch size when the graph gives no
+/// initial state, so recurrent graphs get a plan for batch 1 and batches are scored text by
+/// text. That also keeps padding out of the recurrent state, so a text scores the same alone or
+/// in a batch. Other graphs keep a symbolic batch dimension. The sequence length stays symbolic.
+fn build_plan(manifest: &Manifest, onnx: &[u8]) -> Result<(Plan, Vec<Feed>, bool), ModelError> {
+    let mut model = tract_onnx::onnx()
+        .model_for_read(&mut Cursor::new(onnx))
+        .map_err(onnx_error)?;
+    let recurrent = model
+        .nodes()
+        .iter()
+        .any(|n| matches!(n.op.name().as_ref(), "LSTM" | "GRU" | "RNN"));
+    let batch = if recurrent {
+        TDim::from(1)
+    } else {
+        model.symbols.sym("batch").to_dim()
+    };
+    let seq = model.symbols.sym("seq");
+
+    let input_names: Vec<String> = model
+        .input_outlets()
+        .map_err(onnx_error)?
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    let inputs = &manifest.inputs;
+    let mut feeds = Vec::with_capacity(input_names.len());
+    for name in &input_names {
+        let feed = if *name == inputs.input_ids {
+            Feed::InputIds
+        } else if inputs.attention_mask.as_deref() == Some(name.as_str()) {
+            Feed::AttentionMask
+        } else if inputs.token_type_ids.as_deref() == Some(name.as_str()) {
+            Feed::TokenTypeIds
+        } else {
+            return Err(ModelError::Onnx(format!(
+                "graph input {name:?} is not named in the manifest's inputs"
+            )));
+        };
+        feeds.push(feed);
+    }
+    let expected = 1
+        + usize::from(inputs.attention_mask.is_some())
+        + usize::from(inputs.token_type_ids.is_some());
+    if feeds.len() != expected || !feeds.contains(&Feed::InputIds) {
+        return Err(ModelError::Onnx(format!(
+            "graph inputs {input_names:?} do not match the manifest's inputs"
+        )));
+    }
+    if manifest.kind != ModelKind::Transformer && feeds.len() != 1 {
+        return Err(ModelError::Onnx(format!(
+            "a {:?} model takes token ids only, the graph has {input_names:?}",
+            manifest.kind
+        )));
+    }
+    for ix in 0..feeds.len() {
+        model
+            .set_input_fact(
+                ix,
+                InferenceFact::dt_shape(i64::datum_type(), tvec!(batch.clone(), seq.to_dim())),
+            )
+            .map_err(onnx_error)?;
+    }
+
+    let output = model
+        .output_outlets()
+        .map_err(onnx_error)?
+        .iter()
+        .copied()
+        .find(|o| {
+            model.outlet_label(*o) == Some(manifest.output.name.as_str())
+                || model.node(o.node).name == manifest.output.name
+        })
+        .ok_or_else(|| {
+            ModelError::Onnx(format!(
+                "graph has no output named {:?}",
+                manifest.output.name
+            ))
+        })?;
+    model.select_output_outlets(&[output]).map_err(onnx_error)?;
+
+    let plan = model
+        .into_optimized()
+        .map_err(onnx_error)?
+        .into_runnable()
+        .map_err(onnx_error)?;
+    Ok((plan, feeds, recurrent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_rows_become_positive_probabilities() {
+        assert_eq!(positive_probability(OutputKind::Probability, &[0.8]), 0.8);
+        assert_eq!(
+            positive_probability(OutputKind::Probability, &[0.3, 0.7]),
+            0.7
+        );
+        assert!((positive_probability(OutputKind::Logits, &[0.0]) - 0.5).abs() < 1e-7);
+        let p = positive_probability(OutputKind::Logits, &[1.0, 3.0]);
+        let expected = 3f32.exp() / (1f32.exp() + 3f32.exp());
+        assert!((p - expected).abs() < 1e-6);
+        // No overflow for extreme logits.
+        assert_eq!(
+            positive_probability(OutputKind::Logits, &[-1000.0, 1000.0]),
+            1.0
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Blob storage behind one small trait.
+//!
+//! Two implementations: [`fs::FsStore`], a local folder that needs no account (the embedded default),
+//! and [`azure::AzureStore`], Azure Blob Storage through the official SDK. Everything above this layer
+//! speaks only [`BlobStore`], so tests and local runs exercise the same code paths as production.
+
+pub mod azure;
+pub mod connection_string;
+pub mod fs;
+pub mod sas;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::config::StoreArgs;
+
+/// An opaque version tag of a blob's content, compared for equality only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A downloaded blob and the tag of the content that was read.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub bytes: Bytes,
+    pub etag: ETag,
+}
+
+/// Precondition on a write, so that concurrent writers never silently overwrite each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Overwrite whatever is there.
+    Always,
+    /// Write only if the blob does not exist yet.
+    IfAbsent,
+    /// Write only if the blob still has this tag.
+    IfMatch(ETag),
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Errors of the storage layer. Messages never contain credentials: the Azure implementation
+/// redacts SAS signatures before building them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {container}/{name} not found")]
+    NotFound { container: String, name: String },
+    #[error("precondition failed writing {container}/{name}: it was changed or already exists")]
+    ConditionFailed { container: String, name: String },
+    #[error("invalid blob name {0:?}")]
+    InvalidName(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage configuration: {0}")]
+    Config(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The storage operations the product needs, and no more.
+#[async_trait]
+pub trait BlobStore: Send + Sync + fmt::Debug {
+    /// Reads a whole blob.
+    async fn get(&self, container: &str, name: &str) -> StoreResult<Blob>;
+
+    /// Reads a blob from byte `offset` to its end; an offset at or past the end gives no bytes.
+    async fn get_from(&self, container: &str, name: &str, offset: u64) -> StoreResult<Bytes>;
+
+    /// The current tag of a blob, or `None` when it does not exist. Cheap: no content is read.
+    async fn etag(&self, container: &str, name: &str) -> StoreResult<Option<ETag>>;
+
+    /// Writes a whole blob under a precondition and returns the new tag.
+    async fn put(
+        &self,
+        container: &str,
+        name: &str,
+        bytes: Bytes,
+        condition: WriteCondition,
+    ) -> StoreResult<ETag>;
+
+    /// Appends bytes to an append blob, creating it when missing. Returns only once the bytes
+    /// are durably stored: an `Ok` is a promise that they will be read back.
+    async fn append(&self, container: &str, name: &str, bytes: Bytes) -> StoreResult<()>;
+
+    /// Lists blobs whose names start with `prefix`, sorted by name.
+    async fn list(&self, container: &str, prefix: &str) -> StoreResult<Vec<BlobInfo>>;
+
+    /// A short description for logs and `/api/health`, without secrets.
+    fn describe(&self) -> String;
+}
+
+/// Rejects names that could escape a container on the local store or confuse the Azure URL
+/// builder: empty names, absolute paths, `..`/`.` segments and control characters.
+pub fn validate_blob_name(name: &str) -> StoreResult<()> {
+    let bad = name.is_empty()
+        || name.starts_with('/')
+        || name.ends_with('/')
+        || name.contains('\\')
+        || name.chars().any(char::is_control)
+        || name
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        Err(StoreError::InvalidName(name.to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Builds the store the configuration asks for: a connection string first, then an account URL
+/// with an Entra ID credential, else the local folder.
+pub fn from_args(args: &StoreArgs) -> StoreResult<Arc<dyn BlobStore>> {
+    if let Some(connection_string) = args.storage_connection_string.as_deref() {
+        let parsed = connection_string::ConnectionString::parse(connection_string)?;
+        return Ok(Arc::new(azure::AzureStore::with_account_key(
+            parsed,
+            args.storage_timeout(),
+        )?));
+    }
+    if let Some(url) = args.storage_account_url.as_deref() {
+        return Ok(Arc::new(azure::AzureStore::with_credential(
+            url,
+            args.azure_credential_kind,
+            args.storage_timeout(),
+        )?));
+    }
+    Ok(Arc::new(fs::FsStore::new(
+        args.data_dir.clone(),
+        args.models_dir.clone(),
+        args.models_container.clone(),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_names_that_could_escape_are_rejected() {
+        for bad in [
+            "", "/abs", "a/../b", "./a", "a//b", "a/", "a\\b", "a\nb", "..",
+        ] {
+            assert!(
+                validate_blob_name(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+        for good in ["champion.json", "lstm/2026.11.25-1/model.onnx", "a.b/c-d_e"] {
+            assert!(
+                validate_blob_name(good).is_ok(),
+                "{good:?} should be accepted"
+            );
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Against Azurite (started by scripts/test.sh, which sets AZURITE_CONNECTION_STRING): the Azure
+//! store's contract, and promotion plus hot swap through the real binary.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{fixture_version_dir, version_copy, Handler};
+use tweet_sentiment::store::azure::AzureStore;
+use tweet_sentiment::store::connection_string::ConnectionString;
+use tweet_sentiment::store::{BlobStore, WriteCondition};
+
+fn connection_string() -> String {
+    std::env::var("AZURITE_CONNECTION_STRING")
+        .expect("AZURITE_CONNECTION_STRING is set by scripts/test.sh, which starts Azurite")
+}
+
+fn store() -> AzureStore {
+    let cs = ConnectionString::parse(&connection_string()).unwrap();
+    AzureStore::with_account_key(cs, Duration::from_secs(10)).unwrap()
+}
+
+/// A container name of its own per test, so tests do not see each other's blobs.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+fn promote(container: &str, version_dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tweet-sentiment"))
+        .arg("promote")
+        .arg(version_dir)
+        .args(extra)
+        .env("STORAGE_CONNECTION_STRING", connection_string())
+        .env("MODELS_CONTAINER", container)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn azure_store_honours_the_store_contract() {
+    common::exercise_store(&store(), &unique("conformance")).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn promote_hot_swap_and_refusal_of_a_corrupted_version() {
+    let container = unique("models");
+    let out = promote(&container, &fixture_version_dir("fixture-nb"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let poll_seconds = 1;
+    let mut handler = Handler::start(&[
+        ("STORAGE_CONNECTION_STRING", &connection_string()),
+        ("MODELS_CONTAINER", &container),
+        ("MODEL_POLL_SECONDS", &poll_seconds.to_string()),
+    ]);
+    let client = reqwest::Client::new();
+    handler.wait_ready(&client).await;
+    handler
+        .wait_health(&client, Duration::from_secs(30), |h| {
+            h["model"]["name"] == "fixture-nb"
+        })
+        .await;
+
+    // Promote another version: every instance picks it up within one poll interval.
+    let out = promote(&container, &fixture_version_dir("fixture-transformer"), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let flipped = Instant::now();
+    handler
+        .wait_health(&client, Duration::from_secs(10), |h| {
+            h["model"]["name"] == "fixture-transformer"
+        })
+        .await;
+    let waited = flipped.elapsed();
+    // One interval, plus the load itself and this test's own polling granularity.
+    assert!(
+        waited < Duration::from_secs(poll_seconds) + Duration::from_secs(2),
+        "swap took {waited:?}"
+    );
+
+    // A corrupted model.onnx uploaded behind promote's back is refused; the old version serves on.
+    let store = store();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = version_copy("fixture-lstm", "9", dir.path());
+    let mut model = std::fs::read(bad.join("model.onnx")).unwrap();
+    model[20] ^= 0x5a;
+    for (file, bytes) in [
+        ("model.onnx", model),
+        (
+            "tokenizer.json",
+            std::fs::read(bad.join("tokenizer.json")).unwrap(),
+        ),
+        (
+            "manifest.json",
+            std::fs::read(bad.join("manifest.json")).unwrap(),
+        ),
+    ] {
+        store
+            .put(
+                &container,
+                &format!("fixture-lstm/9/{file}"),
+                Bytes::from(bytes),
+                WriteCondition::Always,
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .put(
+            &container,
+            "champion.json",
+            Bytes::from_static(br#"{"name":"fixture-lstm","version":"9"}"#),
+            WriteCondition::Always,
+        )
+        .await
+        .unwrap();
+    let health = handler
+        .wait_health(&client, Duration::from_secs(10), |h| {
+            !h["last_model_error"].is_null()
+        })
+        .await;
+    assert_eq!(health["model"]["name"], "fixture-transformer", "{health}");
+    assert!(
+        health["last_model_error"]
+            .as_str()
+            .unwrap()
+            .contains("sha256"),
+        "{health}"
+    );
+    let r = client
+        .post(handler.url("/api/predict"))
+        .body(r#"{"text":"I love this flight"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["model"]["name"], "fixture-transformer");
+
+    // Promote refuses to overwrite a version with other content: versions are immutable.
+    let out = promote(&container, &bad, &[]);
+    assert!(
+        !out.status.success(),
+        "a corrupted local version must not be promoted"
+    );
+
+    assert!(handler.terminate().success());
+    // No secret reaches the logs.
+    let log = handler.log.join("\n");
+    assert!(!log.contains("sig="), "a SAS signature was logged");
+    let key = ConnectionString::parse(&connection_string())
+        .unwrap()
+        .account_key;
+    assert!(!log.contains(&key), "the account key was logged");
+}
+
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn promote_gate_refuses_a_worse_model_unless_forced() {
+    let container = unique("gate");
+    let dir = tempfile::tempdir().unwrap();
+    // The NB fixture gets both right; the transformer fixture, whose bias leans negative on
+    // neutral words, misses the second.
+    let gate = dir.path().join("gate.tsv");
+    std::fs::write(
+        &gate,
+        "1\tI love this flight :)\n1\tthe crew\n0\tI hate this flight :(\n",
+    )
+    .unwrap();
+    let nb =
+        tweet_sentiment::commands::load_version_dir(&fixture_version_dir("fixture-nb")).unwrap();
+    let tr =
+        tweet_sentiment::commands::load_version_dir(&fixture_version_dir("fixture-transformer"))
+            .unwrap();
+    let labelled = tweet_sentiment::commands::evaluate::read_labelled(&gate).unwrap();
+    let nb_f1 = tweet_sentiment::commands::evaluate::evaluate(&nb, &labelled)
+        .unwrap()
+        .macro_f1;
+    let tr_f1 = tweet_sentiment::commands::evaluate::evaluate(&tr, &labelled)
+        .unwrap()
+        .macro_f1;
+    assert!(
+        tr_f1 < nb_f1,
+        "the gate set must separate the fixtures: {tr_f1:?} vs {nb_f1:?}"
+    );
+
+    let gate_arg = gate.to_str().unwrap();
+    let out = promote(
+        &container,
+        &fixture_version_dir("fixture-nb"),
+        &["--gate-set", gate_arg],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = promote(
+        &container,
+        &fixture_version_dir("fixture-transformer"),
+        &["--gate-set", gate_arg],
+    );
+    assert!(!out.status.success(), "a worse candidate must be refused");
+    let pointer = store().get(&container, "champion.json").await.unwrap();
+    assert!(String::from_utf8_lossy(&pointer.bytes).contains("fixture-nb"));
+    let out = promote(
+        &container,
+        &fixture_version_dir("fixture-transformer"),
+        &["--gate-set", gate_arg, "--force"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pointer = store().get(&container, "champion.json").await.unwrap();
+    assert!(String::from_utf8_lossy(&pointer.bytes).contains("fixture-transformer"));
+}

@@ -1,0 +1,304 @@
+//! Helpers shared by the integration tests: fixture model folders, and the handler binary started
+//! the way the Functions host starts it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const FIXTURE_VERSION: &str = "1";
+pub const KINDS: [&str; 3] = ["fixture-nb", "fixture-lstm", "fixture-transformer"];
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture_version_dir(name: &str) -> PathBuf {
+    fixtures().join("models").join(name).join(FIXTURE_VERSION)
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A models folder holding the three fixture versions and a champion pointer.
+pub fn models_dir_with_fixtures(root: &Path) -> PathBuf {
+    let models = root.join("models");
+    copy_dir(&fixtures().join("models"), &models);
+    models
+}
+
+/// Copies a fixture version under a new version name (the manifest is rewritten to match), into
+/// `dest/<name>/<version>/`, and returns that folder.
+pub fn version_copy(name: &str, new_version: &str, dest: &Path) -> PathBuf {
+    let folder = dest.join(name).join(new_version);
+    copy_dir(&fixture_version_dir(name), &folder);
+    let manifest_path = folder.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["version"] = new_version.into();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    folder
+}
+
+/// The handler binary, running as the Functions host runs it: port from
+/// FUNCTIONS_CUSTOMHANDLER_PORT (0 here, so the OS picks one), logs on stdout.
+pub struct Handler {
+    child: Child,
+    pub base: String,
+    lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Handler {
+    pub fn start(envs: &[(&str, &str)]) -> Handler {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-sentiment"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("starting the handler binary");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut handler = Handler {
+            child,
+            base: String::new(),
+            lines,
+            log: Vec::new(),
+        };
+        let listening =
+            handler.wait_for_log(|l| l.contains("\"listening\""), Duration::from_secs(30));
+        let value: serde_json::Value = serde_json::from_str(&listening).unwrap();
+        let address = value["fields"]["address"].as_str().unwrap().to_owned();
+        handler.base = format!("http://{address}");
+        handler
+    }
+
+    /// Waits for a log line matching `pred`, keeping every line read in `self.log`.
+    pub fn wait_for_log(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        if let Some(line) = self.log.iter().find(|l| pred(l)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no matching log line within {timeout:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Reads whatever the handler logged so far.
+    pub fn drain_log(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Polls `GET /` until it answers, as the host does before forwarding anything.
+    pub async fn wait_ready(&self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(self.url("/")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the handler never answered GET /");
+    }
+
+    /// Polls `/api/health` until `pred` holds for its JSON body.
+    pub async fn wait_health(
+        &self,
+        client: &reqwest::Client,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = serde_json::Value::Null;
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(self.url("/api/health")).send().await {
+                if let Ok(body) = r.json::<serde_json::Value>().await {
+                    if pred(&body) {
+                        return body;
+                    }
+                    last = body;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("health never matched within {timeout:?}; last: {last}");
+    }
+
+    /// Sends SIGTERM, as the host does on scale-in, and returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.drain_log();
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the handler did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Exercises every `BlobStore` operation and its contract; run against each implementation.
+pub async fn exercise_store(store: &dyn tweet_sentiment::store::BlobStore, container: &str) {
+    use bytes::Bytes;
+    use tweet_sentiment::store::{StoreError, WriteCondition};
+
+    assert!(matches!(
+        store.get(container, "missing.json").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.etag(container, "missing.json").await.unwrap(), None);
+    assert!(store.list(container, "").await.unwrap().is_empty());
+
+    let first = store
+        .put(
+            container,
+            "p/champion.json",
+            Bytes::from_static(b"{\"v\":1}"),
+            WriteCondition::IfAbsent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.etag(container, "p/champion.json").await.unwrap(),
+        Some(first.clone())
+    );
+    assert!(matches!(
+        store
+            .put(
+                container,
+                "p/champion.json",
+                Bytes::from_static(b"x"),
+                WriteCondition::IfAbsent
+            )
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    let second = store
+        .put(
+            container,
+            "p/champion.json",
+            Bytes::from_static(b"{\"v\":2}"),
+            WriteCondition::IfMatch(first.clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    assert!(matches!(
+        store
+            .put(
+                container,
+                "p/champion.json",
+                Bytes::from_static(b"x"),
+                WriteCondition::IfMatch(first)
+            )
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    let blob = store.get(container, "p/champion.json").await.unwrap();
+    assert_eq!(&blob.bytes[..], b"{\"v\":2}");
+    assert_eq!(blob.etag, second);
+
+    store
+        .append(container, "logs/a.jsonl", Bytes::from_static(b"one\n"))
+        .await
+        .unwrap();
+    store
+        .append(container, "logs/a.jsonl", Bytes::from_static(b"two\n"))
+        .await
+        .unwrap();
+    store
+        .append(container, "logs/b.jsonl", Bytes::from_static(b"three\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        &store.get(container, "logs/a.jsonl").await.unwrap().bytes[..],
+        b"one\ntwo\n"
+    );
+    assert_eq!(
+        &store.get_from(container, "logs/a.jsonl", 4).await.unwrap()[..],
+        b"two\n"
+    );
+    assert!(store
+        .get_from(container, "logs/a.jsonl", 8)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let listed: Vec<(String, u64)> = store
+        .list(container, "logs/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.name, b.size))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("logs/a.jsonl".into(), 8), ("logs/b.jsonl".into(), 6)]
+    );
+    assert_eq!(store.list(container, "").await.unwrap().len(), 3);
+    assert!(store.get(container, "../escape").await.is_err());
+}
