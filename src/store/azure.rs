@@ -104,18 +104,19 @@ impl AzureStore {
     }
 
     fn client_options(&self) -> BlobContainerClientOptions {
-        let mut options = BlobContainerClientOptions::default();
-        options.client_options = ClientOptions {
-            transport: Some(self.transport.clone()),
-            retry: RetryOptions::exponential(ExponentialRetryOptions {
-                initial_delay: time::Duration::milliseconds(100),
-                max_retries: 3,
-                max_delay: time::Duration::seconds(2),
-                max_total_elapsed: time::Duration::seconds(self.timeout.as_secs().max(1) as i64),
-            }),
+        BlobContainerClientOptions {
+            client_options: ClientOptions {
+                transport: Some(self.transport.clone()),
+                retry: RetryOptions::exponential(ExponentialRetryOptions {
+                    initial_delay: time::Duration::milliseconds(100),
+                    max_retries: 3,
+                    max_delay: time::Duration::seconds(2),
+                    max_total_elapsed: time::Duration::seconds(self.timeout.as_secs().max(1) as i64),
+                }),
+                ..Default::default()
+            },
             ..Default::default()
-        };
-        options
+        }
     }
 
     fn container(&self, container: &str) -> StoreResult<BlobContainerClient> {
@@ -180,7 +181,6 @@ fn shared_transport() -> Transport {
     // Automatic decompression must stay off: the SDK's partitioned downloads rely on raw ranges.
     Transport::new(new_http_client(Some(HttpClientOptions {
         automatic_decompression: false,
-        ..Default::default()
     })))
 }
 
