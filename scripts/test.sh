@@ -18,7 +18,7 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy -D warnings"
+step "cargo clippy -D warnings (lib, bins, tests, benches)"
 cargo clippy --locked --all-targets -- -D warnings
 
 step "Azurite"
@@ -28,9 +28,6 @@ trap azurite_stop EXIT
 
 step "cargo test (unit, integration, Azurite)"
 cargo test --locked -- --include-ignored
-
-step "benches compile"
-cargo bench --locked --no-run
 
 azurite_stop
 trap - EXIT
