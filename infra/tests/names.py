@@ -127,6 +127,25 @@ def rust_value_enum_values(enum_name: str, config_rs: Path | None = None) -> set
     return {re.sub(r"(?<!^)(?=[A-Z])", "-", v).lower() for v in variants}
 
 
+def rust_event_fields(event: str, src: Path | None = None) -> set[str]:
+    """Field names of the tracing macro call(s) in src/ that log `event = "<event>"`."""
+    fields: set[str] = set()
+    for path in sorted((src or ROOT / "src").rglob("*.rs")):
+        text = path.read_text()
+        for call in re.finditer(r"(?:tracing::)?(?:info|warn|error|debug)!\((.*?)\);", text, re.DOTALL):
+            body = call.group(1)
+            if not re.search(r'\bevent\s*=\s*"' + re.escape(event) + '"', body):
+                continue
+            fields.update(re.findall(r"^\s*([a-z_][a-z0-9_]*)\s*=", body, re.MULTILINE))
+    return fields
+
+
+def kql_report_fields(alerts_bicep: Path | None = None) -> set[str]:
+    """Fields of the report line that the alert queries read (`f.<name>`)."""
+    text = (alerts_bicep or INFRA / "modules" / "alerts.bicep").read_text()
+    return set(re.findall(r"\bf\.([a-z_][a-z0-9_]*)", text))
+
+
 # ---------------------------------------------------------------------------------------------
 # Function folders
 # ---------------------------------------------------------------------------------------------

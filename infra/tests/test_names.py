@@ -281,6 +281,16 @@ def test_host_runs_the_binary_the_workflows_ship():
     assert f"target/release/{executable}" in promote
 
 
+def test_alert_queries_read_fields_the_report_line_has():
+    """The alert rules parse the report's structured log line: every field they read must be one
+    the handler logs with event = "metrics_report"."""
+    logged = names.rust_event_fields("metrics_report")
+    assert logged, 'no tracing call with event = "metrics_report" in src/'
+    read = names.kql_report_fields()
+    assert {"event", "macro_f1", "bad_buzz", "labelled"} <= read, f"alert queries read {sorted(read)}"
+    assert read <= logged, f"alert queries read fields the report line lacks: {sorted(read - logged)}"
+
+
 def test_storage_account_is_locked_down(bicep):
     accounts = bicep.resources_of_type("Microsoft.Storage/storageAccounts")
     assert len(accounts) == 1
@@ -353,6 +363,16 @@ def test_rust_reader_sees_multi_line_and_typed_defaults(tmp_path):
     )
     env = names.rust_env_vars(config)
     assert {k: v.default for k, v in env.items()} == {"A": "30", "B": "x-y", "C": None}
+
+
+def test_event_field_reader(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.rs").write_text(
+        'tracing::info!(\n    event = "metrics_report",\n    macro_f1 = x.macro_f1,\n    labelled = x.labelled,\n    "metrics report"\n);\n'
+        'tracing::info!(event = "other", ignored = 1, "x");\n'
+    )
+    assert names.rust_event_fields("metrics_report", src) == {"event", "macro_f1", "labelled"}
 
 
 def test_bicep_parse_error_is_raised(tmp_path):
