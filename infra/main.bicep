@@ -33,7 +33,9 @@ param grantDeployerPackageAccess bool = false
 @description('E-mail address that receives the alerts. Empty: the action group has no receiver.')
 param alertEmail string = ''
 
-@minValue(1)
+// At least a week: the metrics aggregation joins feedback to its prediction up to 72 h later, and
+// reads each hourly log blob again while it grows.
+@minValue(7)
 @description('Days after which prediction and feedback log blobs are deleted.')
 param logRetentionDays int = 90
 
@@ -205,8 +207,9 @@ resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/contai
 }
 
 // Prediction and feedback logs are append blobs, one per instance and hour. Lifecycle management
-// cannot move append blobs to a cooler tier, so old ones are deleted; the metrics checkpoint keeps
-// what was already aggregated.
+// cannot move append blobs to a cooler tier, so old ones are deleted. The reports lose nothing: the
+// metrics checkpoint keeps the since-start counts and the recent buckets, and only the last 72 h
+// of raw log are ever read again (src/metrics/aggregate.rs).
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
   name: 'default'
