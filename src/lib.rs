@@ -11,6 +11,7 @@
 //!   mapping errors to status codes ([`functions::ApiError`]).
 //! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`).
 //! - [`service`]: the core. Validates input, scores off the async runtime, reports health.
+//! - [`reports`]: read access to the metrics reports (the latest one, for `GET /api/report`).
 //! - [`metrics`]: confusion matrix, precision, recall and F1.
 //! - [`model`]: the model artifact (manifest, sha256 checks), the scorer (tokenizers → tract) and
 //!   the registry that hot-swaps the champion.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod functions;
 pub mod metrics;
 pub mod model;
+pub mod reports;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServeArgs;
 use crate::functions::{self, AppState};
 use crate::model::Registry;
+use crate::reports::Reports;
 use crate::service::Service;
 use crate::store;
 
@@ -54,7 +55,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         signal_token.cancel();
     });
     let server_token = shutdown.clone();
-    functions::serve(listener, AppState { service }, async move {
+    let reports = Reports::new(store.clone(), args.store.reports_container.clone());
+    functions::serve(listener, AppState { service, reports }, async move {
         server_token.cancelled().await
     })
     .await;

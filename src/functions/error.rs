@@ -5,6 +5,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
+use crate::reports::ReportError;
 use crate::service::ServiceError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum ApiError {
     NotImplemented(&'static str),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
 }
 
 #[derive(Serialize)]
@@ -58,6 +61,13 @@ impl ApiError {
             }
             ApiError::Service(ServiceError::Scoring(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "scoring_failed")
+            }
+            ApiError::Report(ReportError::NoReport) => (StatusCode::NOT_FOUND, "no_report"),
+            ApiError::Report(ReportError::Unreadable(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "report_unreadable")
+            }
+            ApiError::Report(ReportError::Store(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod host;
 pub mod metrics_report;
 pub mod predict;
+pub mod report;
 pub mod ui;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use warp::{Filter, Reply};
 
 pub use error::ApiError;
 
+use crate::reports::Reports;
 use crate::service::Service;
 
 /// Largest request body accepted.
@@ -37,6 +39,8 @@ pub const ROUTE_PREFIX: &str = "/api";
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    /// The reports container, read by `GET /api/report`.
+    pub reports: Reports,
 }
 
 /// A request as handlers see it: the body already read, the path already matched.
@@ -74,6 +78,7 @@ pub const FUNCTIONS: &[Function] = &[
     health::FUNCTION,
     feedback::FUNCTION,
     ui::FUNCTION,
+    report::FUNCTION,
     metrics_report::FUNCTION,
 ];
 
