@@ -34,6 +34,8 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Upload a model version, check it loads and scores, gate it, then make it the champion.
     Promote(PromoteArgs),
+    /// Aggregate the prediction and feedback log into a metrics report, once.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,11 +125,94 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERENCE_CONCURRENCY")]
     pub inference_concurrency: Option<usize>,
 
+    /// How much tweet text the prediction log keeps.
+    #[arg(long, env = "LOG_TEXT", value_enum, default_value = "full")]
+    pub log_text: crate::log::TextMode,
+
+    /// This instance's name in log blob names; each instance writes its own blobs. Defaults to
+    /// a fresh id per process.
+    #[arg(long, env = "INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// Append buffered prediction records once this many are waiting…
+    #[arg(long, env = "LOG_BATCH_RECORDS", default_value_t = 256)]
+    pub log_batch_records: usize,
+
+    /// …or once the oldest has waited this long, in milliseconds.
+    #[arg(long, env = "LOG_BATCH_MILLISECONDS", default_value_t = 1000)]
+    pub log_batch_milliseconds: u64,
+
+    /// Prediction records kept in memory while storage is unreachable; beyond that new records
+    /// are dropped and counted in `/api/health`.
+    #[arg(long, env = "LOG_MAX_PENDING", default_value_t = 100_000)]
+    pub log_max_pending: usize,
+
+    /// NCRONTAB schedule of the metrics report (the timer function's schedule).
+    #[arg(long, env = "METRICS_SCHEDULE", default_value = "0 */15 * * * *")]
+    pub metrics_schedule: String,
+
+    /// Run the report on `METRICS_SCHEDULE` inside this process: `auto` does so unless the
+    /// Functions host runs us (it has its own timer).
+    #[arg(long, env = "REPORT_TIMER", value_enum, default_value = "auto")]
+    pub report_timer: ReportTimer,
+
+    #[command(flatten)]
+    pub report: BadBuzzArgs,
+
     #[command(flatten)]
     pub store: StoreArgs,
 
     #[command(flatten)]
     pub logging: LogArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportTimer {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The bad-buzz rule of the metrics report.
+#[derive(Debug, Clone, Args)]
+pub struct BadBuzzArgs {
+    /// A window needs this many predictions before it can raise `bad_buzz`.
+    #[arg(long, env = "BAD_BUZZ_MIN_PREDICTIONS", default_value_t = 20)]
+    pub bad_buzz_min_predictions: u64,
+
+    /// `bad_buzz` when the negative share is this much above its 24-hour baseline…
+    #[arg(long, env = "BAD_BUZZ_DELTA", default_value_t = 0.15)]
+    pub bad_buzz_delta: f64,
+
+    /// …or at least this share, whatever the baseline.
+    #[arg(long, env = "BAD_BUZZ_SHARE", default_value_t = 0.75)]
+    pub bad_buzz_share: f64,
+}
+
+impl BadBuzzArgs {
+    pub fn report_config(&self, store: &StoreArgs) -> crate::metrics::ReportConfig {
+        crate::metrics::ReportConfig {
+            logs_container: store.logs_container.clone(),
+            reports_container: store.reports_container.clone(),
+            models_container: store.models_container.clone(),
+            bad_buzz_min_predictions: self.bad_buzz_min_predictions,
+            bad_buzz_delta: self.bad_buzz_delta,
+            bad_buzz_share: self.bad_buzz_share,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Print the whole report as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub report: BadBuzzArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -143,15 +228,51 @@ pub struct PredictArgs {
     pub texts: Vec<String>,
 
     /// Score with this model version folder instead of the store's champion.
-    #[arg(long, env = "VERSION_DIR")]
+    #[arg(long, env = "VERSION_DIR", conflicts_with = "url")]
     pub version_dir: Option<PathBuf>,
 
-    /// Print JSON instead of a table.
+    /// Score with a running app instead of locally: its API base URL, such as
+    /// `https://<app>.azurewebsites.net/api` or `http://127.0.0.1:7071/api`.
+    #[arg(long, env = "TWEET_SENTIMENT_URL")]
+    pub url: Option<url::Url>,
+
+    /// Function key for `--url`, sent as the `x-functions-key` header; never printed.
+    #[arg(long, env = "TWEET_SENTIMENT_KEY", hide_env_values = true)]
+    pub key: Option<FunctionKey>,
+
+    /// True label of the text (1 positive, 0 negative), sent with it to `--url` so that it counts
+    /// in the metrics. A single text only.
+    #[arg(long, requires = "url", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub label: Option<u8>,
+
+    /// Print one JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
 
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// An Azure Functions key. Its `Debug` form is redacted, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FunctionKey(String);
+
+impl FunctionKey {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for FunctionKey {
+    fn from(key: String) -> Self {
+        Self(key)
+    }
+}
+
+impl std::fmt::Debug for FunctionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FunctionKey(REDACTED)")
+    }
 }
 
 #[derive(Debug, Clone, Args)]

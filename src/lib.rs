@@ -9,10 +9,12 @@
 //! - [`functions`]: the HTTP and host adapter. One file per Azure Function, the route registry
 //!   ([`functions::FUNCTIONS`]), the typed host protocol ([`functions::host`]) and the one table
 //!   mapping errors to status codes ([`functions::ApiError`]).
-//! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`).
+//! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`, `report`).
 //! - [`service`]: the core. Validates input, scores off the async runtime, reports health.
 //! - [`reports`]: read access to the metrics reports (the latest one, for `GET /api/report`).
-//! - [`metrics`]: confusion matrix, precision, recall and F1.
+//! - [`metrics`]: confusion matrix, precision, recall and F1; the aggregation of the log into
+//!   reports (checkpointed, incremental), the report page, the NCRONTAB schedule.
+//! - [`log`]: prediction and feedback records, appended to hourly, per-instance blobs.
 //! - [`model`]: the model artifact (manifest, sha256 checks), the scorer (tokenizers → tract) and
 //!   the registry that hot-swaps the champion.
 //! - [`store`]: the [`store::BlobStore`] trait, with a local-folder and an Azure Blob implementation.
@@ -25,6 +27,7 @@
 pub mod commands;
 pub mod config;
 pub mod functions;
+pub mod log;
 pub mod metrics;
 pub mod model;
 pub mod reports;

@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::log::{FeedbackRecord, LogStatus, PredictionLog, PredictionRecord, TextMode};
+use crate::metrics::{AggregationError, Report, ReportConfig};
 use crate::model::{LoadedModel, ModelError, ModelRef, Registry, Role};
+use crate::store::{BlobStore, StoreError};
 
 /// Longest text accepted, in characters (Unicode scalar values).
 pub const MAX_TEXT_CHARS: usize = 5_000;
@@ -25,9 +28,13 @@ pub enum ServiceError {
     NoModel,
     #[error("scoring failed: {0}")]
     Scoring(#[from] ModelError),
+    #[error("storage unavailable, nothing was stored: {0}")]
+    Storage(#[from] StoreError),
+    #[error("metrics report failed: {0}")]
+    Report(#[from] AggregationError),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sentiment {
     Positive,
@@ -63,6 +70,8 @@ pub struct Health {
     pub last_model_error: Option<String>,
     pub uptime_seconds: u64,
     pub store: String,
+    /// The prediction log: records waiting to be appended, and the last append error.
+    pub log: LogStatus,
 }
 
 impl Health {
@@ -71,13 +80,26 @@ impl Health {
     }
 }
 
+/// What the service is built from, besides its collaborators.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Most inferences at once.
+    pub concurrency: usize,
+    pub text_mode: TextMode,
+    pub report: ReportConfig,
+}
+
 #[derive(Debug)]
 pub struct Service {
     registry: Arc<Registry>,
+    store: Arc<dyn BlobStore>,
+    log: Arc<PredictionLog>,
+    config: ServiceConfig,
     /// Bounds concurrent inferences to the cores we have: more would only queue inside the CPU.
     inference_slots: Arc<Semaphore>,
+    /// One report run at a time in this process (runs elsewhere are fenced by the checkpoint).
+    report_running: tokio::sync::Mutex<()>,
     started: Instant,
-    store_description: String,
 }
 
 fn status_of(model: &LoadedModel) -> ModelStatus {
@@ -130,13 +152,93 @@ pub fn validate(texts: &[String], true_label: Option<u8>) -> Result<(), ServiceE
     Ok(())
 }
 
+/// Runs the model on a blocking thread, holding one inference slot.
+async fn score_off_runtime(
+    slots: &Arc<Semaphore>,
+    model: Arc<LoadedModel>,
+    texts: Vec<String>,
+) -> Result<(Vec<f32>, f64), ServiceError> {
+    let _slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the inference semaphore is never closed");
+    let (scores, elapsed) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let scores = model.scorer.score(&refs);
+        (scores, started.elapsed())
+    })
+    .await
+    .map_err(|e| ModelError::Inference(format!("scoring task failed: {e}")))?;
+    Ok((scores?, elapsed.as_secs_f64() * 1e3))
+}
+
+fn predictions_from(
+    model: &LoadedModel,
+    ids: &[Uuid],
+    scores: Vec<f32>,
+    latency_ms: f64,
+) -> Vec<Prediction> {
+    let threshold = model.scorer.manifest().threshold;
+    let model_ref = model.model_ref();
+    ids.iter()
+        .zip(scores)
+        .map(|(id, score)| Prediction {
+            id: *id,
+            score,
+            sentiment: if score >= threshold {
+                Sentiment::Positive
+            } else {
+                Sentiment::Negative
+            },
+            model: model_ref.clone(),
+            latency_ms,
+        })
+        .collect()
+}
+
+fn records_from(
+    predictions: &[Prediction],
+    texts: &[String],
+    role: Role,
+    text_mode: TextMode,
+    true_label: Option<u8>,
+) -> Vec<PredictionRecord> {
+    let ts = OffsetDateTime::now_utc();
+    predictions
+        .iter()
+        .zip(texts)
+        .map(|(p, text)| PredictionRecord {
+            v: 1,
+            id: p.id,
+            ts,
+            model: p.model.clone(),
+            role,
+            score: p.score,
+            sentiment: p.sentiment,
+            latency_ms: p.latency_ms,
+            text: text_mode.apply(text),
+            true_label,
+        })
+        .collect()
+}
+
 impl Service {
-    pub fn new(registry: Arc<Registry>, concurrency: usize, store_description: String) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<dyn BlobStore>,
+        log: Arc<PredictionLog>,
+        config: ServiceConfig,
+    ) -> Self {
         Self {
             registry,
-            inference_slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            store,
+            log,
+            inference_slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            config,
+            report_running: tokio::sync::Mutex::new(()),
             started: Instant::now(),
-            store_description,
         }
     }
 
@@ -144,8 +246,9 @@ impl Service {
         &self.registry
     }
 
-    /// Scores texts with the champion. `true_label` is checked here and travels with single
-    /// predictions to the prediction log.
+    /// Scores texts with the champion and logs them; a challenger, when there is one, scores
+    /// the same texts in shadow, off the request path. `true_label` (single texts only) is
+    /// stored on the prediction record.
     pub async fn predict(
         &self,
         texts: Vec<String>,
@@ -156,46 +259,94 @@ impl Service {
             .registry
             .get(Role::Champion)
             .ok_or(ServiceError::NoModel)?;
-        let (scores, latency_ms) = self.score(model.clone(), texts).await?;
-        let threshold = model.scorer.manifest().threshold;
-        let model_ref = model.model_ref();
-        Ok(scores
-            .into_iter()
-            .map(|score| Prediction {
-                id: Uuid::now_v7(),
-                score,
-                sentiment: if score >= threshold {
-                    Sentiment::Positive
-                } else {
-                    Sentiment::Negative
-                },
-                model: model_ref.clone(),
-                latency_ms,
-            })
-            .collect())
+        let (scores, latency_ms) =
+            score_off_runtime(&self.inference_slots, model.clone(), texts.clone()).await?;
+        let ids: Vec<Uuid> = texts.iter().map(|_| Uuid::now_v7()).collect();
+        let predictions = predictions_from(&model, &ids, scores, latency_ms);
+        let label = if texts.len() == 1 { true_label } else { None };
+        self.log.record(records_from(
+            &predictions,
+            &texts,
+            Role::Champion,
+            self.config.text_mode,
+            label,
+        ));
+        if let Some(challenger) = self.registry.get(Role::Challenger) {
+            self.shadow(challenger, ids, texts, label);
+        }
+        Ok(predictions)
     }
 
-    /// Runs the model on a blocking thread, holding one inference slot.
-    async fn score(
+    /// Scores with the challenger in the background and logs its records under the same ids,
+    /// so that feedback on a prediction labels both.
+    fn shadow(
         &self,
-        model: Arc<LoadedModel>,
+        challenger: Arc<LoadedModel>,
+        ids: Vec<Uuid>,
         texts: Vec<String>,
-    ) -> Result<(Vec<f32>, f64), ServiceError> {
-        let _slot = self
-            .inference_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the inference semaphore is never closed");
-        let (scores, elapsed) = tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let scores = model.scorer.score(&refs);
-            (scores, started.elapsed())
-        })
-        .await
-        .map_err(|e| ModelError::Inference(format!("scoring task failed: {e}")))?;
-        Ok((scores?, elapsed.as_secs_f64() * 1e3))
+        label: Option<u8>,
+    ) {
+        let slots = self.inference_slots.clone();
+        let log = self.log.clone();
+        let text_mode = self.config.text_mode;
+        tokio::spawn(async move {
+            match score_off_runtime(&slots, challenger.clone(), texts.clone()).await {
+                Ok((scores, latency_ms)) => {
+                    let predictions = predictions_from(&challenger, &ids, scores, latency_ms);
+                    log.record(records_from(
+                        &predictions,
+                        &texts,
+                        Role::Challenger,
+                        text_mode,
+                        label,
+                    ));
+                }
+                Err(error) => tracing::warn!(%error, "challenger failed to score in shadow"),
+            }
+        });
+    }
+
+    /// Stores the true label of an earlier prediction. Returns only once it is durably stored.
+    pub async fn feedback(
+        &self,
+        prediction_id: Uuid,
+        true_label: u8,
+    ) -> Result<FeedbackRecord, ServiceError> {
+        if true_label > 1 {
+            return Err(ServiceError::InvalidInput(format!(
+                "true_label must be 0 (negative) or 1 (positive), got {true_label}"
+            )));
+        }
+        let record = FeedbackRecord {
+            v: 1,
+            prediction_id,
+            ts: OffsetDateTime::now_utc(),
+            true_label,
+        };
+        self.log.append_feedback(&record).await?;
+        Ok(record)
+    }
+
+    /// Aggregates the log into a report (reading only what is new since the last run), writes it,
+    /// and logs the structured summary line.
+    pub async fn run_report(&self) -> Result<Report, ServiceError> {
+        let _one_run = self.report_running.lock().await;
+        // What this instance buffered belongs in this report.
+        if let Err(error) = self.log.flush().await {
+            tracing::warn!(%error, "prediction log flush before the report failed; those records wait for the next run");
+        }
+        let report = crate::metrics::run_report(
+            self.store.as_ref(),
+            &self.config.report,
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+        crate::metrics::report::log_summary(&report);
+        Ok(report)
+    }
+
+    pub fn log(&self) -> &Arc<PredictionLog> {
+        &self.log
     }
 
     pub fn health(&self) -> Health {
@@ -210,7 +361,8 @@ impl Service {
                 .map(status_of),
             last_model_error: self.registry.last_error(Role::Champion),
             uptime_seconds: self.started.elapsed().as_secs(),
-            store: self.store_description.clone(),
+            store: self.store.describe(),
+            log: self.log.status(),
         }
     }
 }

@@ -235,20 +235,19 @@ async fn routes_methods_and_the_timer_envelope() {
         .unwrap();
     assert_eq!(r.status(), 405);
 
-    // Features that store nothing yet must not pretend to succeed.
     let (status, body) = api
-        .post("/api/feedback", r#"{"id":"x","true_label":1}"#)
+        .post("/api/feedback", r#"{"id":"not-a-uuid","true_label":1}"#)
         .await;
-    assert_error(status, &body, 501, "not_implemented");
-    let envelope = json!({
-        "Data": {"timer": {"IsPastDue": false}},
-        "Metadata": {"sys": {"MethodName": "metrics-report"}}
-    });
-    let (status, _) = api.post("/metrics-report", envelope.to_string()).await;
-    assert!(
-        status >= 400,
-        "a timer run that did nothing must not report success"
-    );
+    assert_error(status, &body, 400, "invalid_request");
+    let (status, body) = api
+        .post(
+            "/api/feedback",
+            r#"{"id":"0193f1a4-0000-7000-8000-000000000000","true_label":3}"#,
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid_input");
+    let (status, body) = api.post("/metrics-report", "not an envelope").await;
+    assert_error(status, &body, 400, "invalid_json");
 
     // Log lines are JSON and carry the host's invocation id.
     let line = api.handler.wait_for_log(

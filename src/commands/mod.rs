@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod predict;
 pub mod promote;
+pub mod report;
 pub mod serve;
 
 use std::path::Path;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Command::Predict(args) => predict::run(args).await,
                 Command::Evaluate(args) => evaluate::run(args).await,
                 Command::Promote(args) => promote::run(args).await,
+                Command::Report(args) => report::run(args).await,
                 Command::Serve(_) => unreachable!("handled above"),
             }
         }

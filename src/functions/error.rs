@@ -5,6 +5,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
+use crate::metrics::AggregationError;
 use crate::reports::ReportError;
 use crate::service::ServiceError;
 
@@ -61,6 +62,18 @@ impl ApiError {
             }
             ApiError::Service(ServiceError::Scoring(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "scoring_failed")
+            }
+            ApiError::Service(ServiceError::Storage(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
+            ApiError::Service(ServiceError::Report(AggregationError::ConcurrentRun)) => {
+                (StatusCode::CONFLICT, "report_in_progress")
+            }
+            ApiError::Service(ServiceError::Report(AggregationError::Store(_))) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
+            ApiError::Service(ServiceError::Report(AggregationError::CorruptCheckpoint(_))) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_checkpoint")
             }
             ApiError::Report(ReportError::NoReport) => (StatusCode::NOT_FOUND, "no_report"),
             ApiError::Report(ReportError::Unreadable(_)) => {

@@ -3,9 +3,9 @@
 //! Labels are 1 for positive and 0 for negative. Both classes get precision, recall and F1: the
 //! negative class is the one a bad buzz is made of, so it is reported as carefully as the positive.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confusion {
     /// Predicted positive, truly positive.
     pub tp: u64,
@@ -14,10 +14,11 @@ pub struct Confusion {
     /// Predicted negative, truly negative.
     pub tn: u64,
     /// Predicted negative, truly positive.
+    #[serde(rename = "fn")]
     pub fn_: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
     /// `None` when the class was never predicted (0/0).
     pub precision: Option<f64>,

@@ -302,3 +302,122 @@ pub async fn exercise_store(store: &dyn tweet_sentiment::store::BlobStore, conta
     assert_eq!(store.list(container, "").await.unwrap().len(), 3);
     assert!(store.get(container, "../escape").await.is_err());
 }
+
+/// 16 writers at once: 8 prediction logs (one per instance) recording from many tasks, and 8
+/// tasks appending feedback to one shared blob. Every record must come back whole, exactly once.
+pub async fn concurrent_writers(
+    store: std::sync::Arc<dyn tweet_sentiment::store::BlobStore>,
+    container: &str,
+) {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use tweet_sentiment::log::{
+        FeedbackRecord, PredictionLog, PredictionLogConfig, PredictionRecord,
+    };
+    use tweet_sentiment::model::{ModelRef, Role};
+    use tweet_sentiment::service::Sentiment;
+
+    const PER_WRITER: usize = 50;
+    let mut tasks = Vec::new();
+    let mut expected_ids = HashSet::new();
+    for writer in 0..8 {
+        let log = Arc::new(PredictionLog::new(
+            store.clone(),
+            PredictionLogConfig {
+                instance: format!("writer-{writer}"),
+                container: container.into(),
+                max_batch: 7,
+                max_age: Duration::from_millis(5),
+                max_pending: 10_000,
+            },
+        ));
+        let flusher = log.clone().spawn_flusher(
+            tokio_util::sync::CancellationToken::new(),
+            Duration::from_secs(5),
+        );
+        let records: Vec<PredictionRecord> = (0..PER_WRITER)
+            .map(|i| PredictionRecord {
+                v: 1,
+                id: uuid::Uuid::now_v7(),
+                ts: time::OffsetDateTime::now_utc(),
+                model: ModelRef {
+                    name: "m".into(),
+                    version: "1".into(),
+                },
+                role: Role::Champion,
+                score: 0.5,
+                sentiment: Sentiment::Positive,
+                latency_ms: 1.0,
+                // Long, varied lines make torn or interleaved writes visible.
+                text: Some(format!("writer {writer} record {i} {}", "x".repeat(i * 37))),
+                true_label: None,
+            })
+            .collect();
+        expected_ids.extend(records.iter().map(|r| r.id));
+        tasks.push(tokio::spawn(async move {
+            for chunk in records.chunks(3) {
+                log.record(chunk.to_vec());
+                tokio::task::yield_now().await;
+            }
+            log.flush().await.unwrap();
+            flusher.abort();
+        }));
+    }
+    let shared = Arc::new(PredictionLog::new(
+        store.clone(),
+        PredictionLogConfig {
+            instance: "shared".into(),
+            container: container.into(),
+            max_batch: 1,
+            max_age: Duration::from_millis(5),
+            max_pending: 10,
+        },
+    ));
+    let mut feedback_ids = HashSet::new();
+    for _ in 0..8 {
+        let ids: Vec<uuid::Uuid> = (0..PER_WRITER).map(|_| uuid::Uuid::now_v7()).collect();
+        feedback_ids.extend(ids.iter().copied());
+        let shared = shared.clone();
+        tasks.push(tokio::spawn(async move {
+            for id in ids {
+                let record = FeedbackRecord {
+                    v: 1,
+                    prediction_id: id,
+                    ts: time::OffsetDateTime::now_utc(),
+                    true_label: 1,
+                };
+                shared.append_feedback(&record).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let mut seen = HashSet::new();
+    for blob in store.list(container, "predictions/").await.unwrap() {
+        let bytes = store.get(container, &blob.name).await.unwrap().bytes;
+        assert!(bytes.ends_with(b"\n"), "{} ends mid-line", blob.name);
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let record: PredictionRecord = serde_json::from_slice(line)
+                .unwrap_or_else(|e| panic!("torn line in {}: {e}", blob.name));
+            assert!(seen.insert(record.id), "record {} written twice", record.id);
+        }
+    }
+    assert_eq!(seen, expected_ids, "every prediction record, exactly once");
+    let mut seen = HashSet::new();
+    let blobs = store.list(container, "feedback/").await.unwrap();
+    assert!(
+        blobs.len() <= 2,
+        "one shared blob (two across an hour boundary)"
+    );
+    for blob in blobs {
+        let bytes = store.get(container, &blob.name).await.unwrap().bytes;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let record: FeedbackRecord =
+                serde_json::from_slice(line).expect("whole feedback lines");
+            assert!(seen.insert(record.prediction_id));
+        }
+    }
+    assert_eq!(seen, feedback_ids, "every feedback record, exactly once");
+}

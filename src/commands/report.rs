@@ -1,0 +1,41 @@
+//! `report`: run the metrics aggregation once, as the timer does.
+
+use crate::config::ReportArgs;
+use crate::metrics::{self, report::log_summary};
+use crate::store;
+
+pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let store = store::from_args(&args.store)?;
+    let config = args.report.report_config(&args.store);
+    let report =
+        metrics::run_report(store.as_ref(), &config, time::OffsetDateTime::now_utc()).await?;
+    log_summary(&report);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let fmt = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
+        println!(
+            "read {} prediction and {} feedback records",
+            report.run.prediction_records, report.run.feedback_records
+        );
+        for (name, w) in [
+            ("last hour", &report.overall.last_hour),
+            ("last 24 h", &report.overall.last_24h),
+            ("since start", &report.overall.since_start),
+        ] {
+            println!(
+                "{name:<12} predictions {:>7}  labelled {:>6}  macro-F1 {}  negative share {}  bad buzz {}",
+                w.predictions,
+                w.labelled,
+                fmt(w.macro_f1),
+                fmt(w.negative_share),
+                w.bad_buzz
+            );
+        }
+        println!(
+            "wrote {}/latest.json and {}/latest.html",
+            args.store.reports_container, args.store.reports_container
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The aggregation state: everything the report needs, updated from new log lines, small enough to
+//! be stored as one checkpoint blob together with the log offsets it reflects.
+//!
+//! Why this makes reruns safe: the offsets and the counts derived from the bytes before them are
+//! written in one blob, in one conditional write. A run that dies before that write leaves the
+//! previous checkpoint untouched, so the next run reads the same bytes again and counts them once;
+//! a run that finds the checkpoint changed under it (another run) writes nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::confusion::Confusion;
+use super::histogram::{score_bin, LatencyHistogram, SCORE_BINS};
+use crate::log::{FeedbackRecord, PredictionRecord};
+use crate::model::Role;
+
+/// Width of a time bucket. Windows are made of whole buckets.
+pub const BUCKET_SECONDS: i64 = 300;
+/// Buckets are kept for two days: the last 24 h and the 24 h baseline before them.
+pub const BUCKET_RETENTION_SECONDS: i64 = 49 * 3600;
+/// How long a prediction waits for feedback, and feedback for its prediction, before giving up.
+pub const FEEDBACK_HORIZON_SECONDS: i64 = 72 * 3600;
+/// The series of all champion predictions, whatever the version.
+pub const OVERALL: &str = "overall";
+
+/// Counts over a set of predictions; merging two is adding them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tally {
+    pub predictions: u64,
+    pub predicted_negative: u64,
+    pub confusion: Confusion,
+    pub latency: LatencyHistogram,
+    pub scores: [u64; SCORE_BINS],
+}
+
+impl Tally {
+    fn add_prediction(&mut self, score: f32, predicted_positive: bool, latency_ms: f64) {
+        self.predictions += 1;
+        self.predicted_negative += u64::from(!predicted_positive);
+        self.latency.record(latency_ms);
+        self.scores[score_bin(score)] += 1;
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.predictions += other.predictions;
+        self.predicted_negative += other.predicted_negative;
+        self.confusion.merge(&other.confusion);
+        self.latency.merge(&other.latency);
+        for (a, b) in self.scores.iter_mut().zip(other.scores) {
+            *a += b;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub since_start: Tally,
+    /// Bucket start (unix seconds) → tally of predictions made in that bucket.
+    pub buckets: BTreeMap<i64, Tally>,
+}
+
+/// A prediction kept until its feedback arrives (or the horizon passes). Compact on purpose: the
+/// checkpoint holds one per recent prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// `name/version/role` of the model that made it.
+    #[serde(rename = "s")]
+    pub series: String,
+    #[serde(rename = "t")]
+    pub ts: i64,
+    #[serde(rename = "p")]
+    pub predicted_positive: bool,
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<u8>,
+    /// The run that read the prediction, to tell late feedback from feedback read with it.
+    #[serde(rename = "r")]
+    pub run: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Orphan {
+    pub ts: i64,
+    pub true_label: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackCounts {
+    /// Feedback joined to its prediction.
+    pub joined: u64,
+    /// Of those, feedback read in a later run than its prediction.
+    pub late: u64,
+    /// A second label for a prediction already labelled; the first label stands.
+    pub duplicate: u64,
+    /// Feedback whose prediction never appeared within the horizon.
+    pub unknown: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    pub ts: i64,
+    pub macro_f1: Option<f64>,
+    pub negative_share: Option<f64>,
+    pub predictions: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// How many runs have committed.
+    pub runs: u64,
+    /// Log blob → bytes already counted.
+    pub offsets: BTreeMap<String, u64>,
+    pub series: BTreeMap<String, Series>,
+    pub pending: HashMap<Uuid, Vec<Pending>>,
+    pub orphans: HashMap<Uuid, Orphan>,
+    pub feedback: FeedbackCounts,
+    /// Lines that were not valid records (skipped, counted).
+    pub invalid_lines: u64,
+    /// Prediction records seen twice in one read (a retried append), skipped.
+    pub duplicate_predictions: u64,
+    pub history: Vec<HistoryPoint>,
+}
+
+/// How many points of history the report's chart keeps (a week at one run every 15 minutes).
+pub const HISTORY_POINTS: usize = 672;
+
+pub fn series_key(name: &str, version: &str, role: Role) -> String {
+    let role = match role {
+        Role::Champion => "champion",
+        Role::Challenger => "challenger",
+    };
+    format!("{name}/{version}/{role}")
+}
+
+fn bucket_of(ts: i64) -> i64 {
+    ts.div_euclid(BUCKET_SECONDS) * BUCKET_SECONDS
+}
+
+impl State {
+    /// The series a prediction counts in: its model's, and the overall one for the champion.
+    fn keys_for(series: &str) -> impl Iterator<Item = &str> {
+        let overall = series.ends_with("/champion").then_some(OVERALL);
+        std::iter::once(series).chain(overall)
+    }
+
+    fn tallies_mut<'a>(
+        &'a mut self,
+        series: &'a str,
+        ts: i64,
+        now: i64,
+    ) -> impl Iterator<Item = &'a mut Tally> + 'a {
+        let bucket = bucket_of(ts);
+        let keep_bucket = bucket > now - BUCKET_RETENTION_SECONDS;
+        let mut out: Vec<&'a mut Tally> = Vec::with_capacity(4);
+        let keys: Vec<&str> = Self::keys_for(series).collect();
+        for (key, s) in self.series.iter_mut() {
+            if keys.contains(&key.as_str()) {
+                out.push(&mut s.since_start);
+                if keep_bucket {
+                    out.push(s.buckets.entry(bucket).or_default());
+                }
+            }
+        }
+        out.into_iter()
+    }
+
+    fn ensure_series(&mut self, series: &str) {
+        for key in Self::keys_for(series) {
+            if !self.series.contains_key(key) {
+                self.series.insert(key.to_owned(), Series::default());
+            }
+        }
+    }
+
+    /// Counts one run's new prediction records. Within the run, a record seen twice (same id and
+    /// role: an append retried after a lost answer) is skipped.
+    pub fn add_predictions(&mut self, records: &[PredictionRecord], now: i64) {
+        let run = self.runs + 1;
+        let mut seen: HashSet<(Uuid, Role)> = HashSet::with_capacity(records.len());
+        for record in records {
+            if !seen.insert((record.id, record.role)) {
+                self.duplicate_predictions += 1;
+                continue;
+            }
+            let series = series_key(&record.model.name, &record.model.version, record.role);
+            let ts = record.ts.unix_timestamp();
+            let positive = record.sentiment == crate::service::Sentiment::Positive;
+            let label = record.true_label.filter(|l| *l <= 1);
+            self.ensure_series(&series);
+            for tally in self.tallies_mut(&series, ts, now) {
+                tally.add_prediction(record.score, positive, record.latency_ms);
+                if let Some(label) = label {
+                    tally.confusion.record(label, positive);
+                }
+            }
+            if ts > now - FEEDBACK_HORIZON_SECONDS {
+                self.pending.entry(record.id).or_default().push(Pending {
+                    series,
+                    ts,
+                    predicted_positive: positive,
+                    label,
+                    run,
+                });
+            }
+        }
+    }
+
+    /// Joins feedback (this run's, and earlier feedback still waiting for its prediction) to
+    /// predictions.
+    pub fn add_feedback(&mut self, records: &[FeedbackRecord], now: i64) {
+        let run = self.runs + 1;
+        let mut waiting: Vec<(Uuid, Orphan)> = self.orphans.drain().collect();
+        waiting.extend(records.iter().filter(|r| r.true_label <= 1).map(|r| {
+            (
+                r.prediction_id,
+                Orphan {
+                    ts: r.ts.unix_timestamp(),
+                    true_label: r.true_label,
+                },
+            )
+        }));
+        for (id, feedback) in waiting {
+            let Some(entries) = self.pending.get_mut(&id) else {
+                if self.orphans.contains_key(&id) {
+                    self.feedback.duplicate += 1;
+                } else {
+                    self.orphans.insert(id, feedback);
+                }
+                continue;
+            };
+            if entries.iter().all(|e| e.label.is_some()) {
+                self.feedback.duplicate += 1;
+                continue;
+            }
+            let mut updates = Vec::new();
+            for entry in entries.iter_mut().filter(|e| e.label.is_none()) {
+                entry.label = Some(feedback.true_label);
+                updates.push((
+                    entry.series.clone(),
+                    entry.ts,
+                    entry.predicted_positive,
+                    entry.run,
+                ));
+            }
+            self.feedback.joined += 1;
+            if updates.iter().any(|u| u.3 < run) {
+                self.feedback.late += 1;
+            }
+            for (series, ts, positive, _) in updates {
+                for tally in self.tallies_mut(&series, ts, now) {
+                    tally.confusion.record(feedback.true_label, positive);
+                }
+            }
+        }
+    }
+
+    /// Forgets what is older than the horizons; counts feedback that never found its prediction.
+    pub fn expire(&mut self, now: i64) {
+        let horizon = now - FEEDBACK_HORIZON_SECONDS;
+        self.pending.retain(|_, entries| {
+            entries.retain(|e| e.ts > horizon);
+            !entries.is_empty()
+        });
+        let before = self.orphans.len();
+        self.orphans.retain(|_, o| o.ts > horizon);
+        self.feedback.unknown += (before - self.orphans.len()) as u64;
+        for series in self.series.values_mut() {
+            series
+                .buckets
+                .retain(|bucket, _| *bucket > now - BUCKET_RETENTION_SECONDS);
+        }
+    }
+
+    /// The tally of buckets whose start is in `(now_bucket - span, now_bucket]`, shifted back by
+    /// `offset` seconds (for baselines).
+    pub fn window(&self, series: &str, now: i64, span: i64, offset: i64) -> Tally {
+        let last = bucket_of(now) - offset;
+        let first = last - span + BUCKET_SECONDS;
+        let mut tally = Tally::default();
+        if let Some(s) = self.series.get(series) {
+            for (_, t) in s.buckets.range(first..=last) {
+                tally.merge(t);
+            }
+        }
+        tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelRef;
+    use crate::service::Sentiment;
+    use time::OffsetDateTime;
+
+    fn prediction(id: u128, ts: i64, score: f32, label: Option<u8>) -> PredictionRecord {
+        PredictionRecord {
+            v: 1,
+            id: Uuid::from_u128(id),
+            ts: OffsetDateTime::from_unix_timestamp(ts).unwrap(),
+            model: ModelRef {
+                name: "m".into(),
+                version: "1".into(),
+            },
+            role: Role::Champion,
+            score,
+            sentiment: if score >= 0.5 {
+                Sentiment::Positive
+            } else {
+                Sentiment::Negative
+            },
+            latency_ms: 2.0,
+            text: None,
+            true_label: label,
+        }
+    }
+
+    fn feedback(id: u128, ts: i64, label: u8) -> FeedbackRecord {
+        FeedbackRecord {
+            v: 1,
+            prediction_id: Uuid::from_u128(id),
+            ts: OffsetDateTime::from_unix_timestamp(ts).unwrap(),
+            true_label: label,
+        }
+    }
+
+    const NOW: i64 = 1_790_000_000;
+
+    #[test]
+    fn joins_inline_early_late_duplicate_and_unknown_feedback() {
+        let mut state = State::default();
+        // Feedback for 2 arrives before its prediction has been read.
+        state.add_feedback(&[feedback(2, NOW - 10, 0)], NOW);
+        assert_eq!(state.orphans.len(), 1);
+        state.add_predictions(
+            &[
+                prediction(1, NOW - 60, 0.9, Some(1)),
+                prediction(2, NOW - 50, 0.8, None),
+            ],
+            NOW,
+        );
+        state.add_feedback(&[], NOW);
+        state.runs += 1;
+        // Run 2: late feedback for an older prediction, a duplicate, an unknown id.
+        state.add_predictions(&[prediction(3, NOW - 40, 0.2, None)], NOW);
+        state.runs += 1;
+        state.add_feedback(
+            &[
+                feedback(3, NOW, 0),
+                feedback(1, NOW, 0),
+                feedback(99, NOW, 1),
+            ],
+            NOW,
+        );
+        let overall = &state.series[OVERALL].since_start;
+        assert_eq!(overall.predictions, 3);
+        // 1: positive, truly positive. 2: positive, truly negative. 3: negative, truly negative.
+        assert_eq!(
+            overall.confusion,
+            Confusion {
+                tp: 1,
+                fp: 1,
+                tn: 1,
+                fn_: 0
+            }
+        );
+        assert_eq!(state.feedback.joined, 2);
+        assert_eq!(state.feedback.late, 1);
+        assert_eq!(state.feedback.duplicate, 1);
+        assert_eq!(state.orphans.len(), 1, "99 waits for its prediction");
+        state.expire(NOW + FEEDBACK_HORIZON_SECONDS + 1);
+        assert_eq!(state.feedback.unknown, 1);
+        assert!(state.pending.is_empty());
+    }
+
+    #[test]
+    fn windows_sum_whole_buckets_and_baselines_shift_back() {
+        let mut state = State::default();
+        state.add_predictions(
+            &[
+                prediction(1, NOW - 30, 0.1, None),
+                prediction(2, NOW - 2 * 3600, 0.9, None),
+                prediction(3, NOW - 20 * 3600, 0.1, None),
+            ],
+            NOW,
+        );
+        assert_eq!(state.window(OVERALL, NOW, 3600, 0).predictions, 1);
+        assert_eq!(state.window(OVERALL, NOW, 24 * 3600, 0).predictions, 3);
+        assert_eq!(state.window(OVERALL, NOW, 24 * 3600, 3600).predictions, 2);
+        assert_eq!(
+            state
+                .window("m/1/champion", NOW, 3600, 0)
+                .predicted_negative,
+            1
+        );
+    }
+
+    #[test]
+    fn a_retried_append_is_not_counted_twice() {
+        let mut state = State::default();
+        let p = prediction(1, NOW, 0.9, Some(1));
+        state.add_predictions(&[p.clone(), p], NOW);
+        assert_eq!(state.series[OVERALL].since_start.predictions, 1);
+        assert_eq!(state.duplicate_predictions, 1);
+    }
+}
