@@ -227,3 +227,214 @@ async fn promote_gate_refuses_a_worse_model_unless_forced() {
     let pointer = store().get(&container, "champion.json").await.unwrap();
     assert!(String::from_utf8_lossy(&pointer.bytes).contains("fixture-transformer"));
 }
+
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn sixteen_concurrent_writers_on_azurite() {
+    let store: std::sync::Arc<dyn BlobStore> = std::sync::Arc::new(store());
+    common::concurrent_writers(store, &unique("logs")).await;
+}
+
+/// An Azurite of this test's own, on disk, that the test can stop and start again.
+struct PrivateAzurite {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateAzurite {
+    fn start(port: u16, dir: &std::path::Path) -> PrivateAzurite {
+        let bin =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/azurite-blob");
+        let child = Command::new(bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args([
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--silent",
+                "--location",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node_modules/.bin/azurite-blob (npm ci)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "private Azurite did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        PrivateAzurite {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// SIGTERM, so that Azurite saves its metadata before it exits (SIGKILL loses the last
+    /// few seconds of writes, which is Azurite's behaviour, not the product's).
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        *self = PrivateAzurite::start(self.port, &self.dir.clone());
+    }
+
+    fn connection_string(&self) -> String {
+        let key = ConnectionString::parse(&connection_string())
+            .unwrap()
+            .account_key;
+        format!(
+            "AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1",
+            self.port
+        )
+    }
+}
+
+impl Drop for PrivateAzurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn storage_outage_feedback_is_refused_and_predictions_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut azurite = PrivateAzurite::start(free_port(), dir.path());
+    let cs = azurite.connection_string();
+    let container = unique("models");
+    let out = Command::new(env!("CARGO_BIN_EXE_tweet-sentiment"))
+        .arg("promote")
+        .arg(fixture_version_dir("fixture-nb"))
+        .env("STORAGE_CONNECTION_STRING", &cs)
+        .env("MODELS_CONTAINER", &container)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut handler = Handler::start(&[
+        ("STORAGE_CONNECTION_STRING", &cs),
+        ("MODELS_CONTAINER", &container),
+        ("STORAGE_TIMEOUT_SECONDS", "2"),
+        ("LOG_BATCH_MILLISECONDS", "100"),
+    ]);
+    let client = reqwest::Client::new();
+    handler.wait_ready(&client).await;
+    handler
+        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
+        .await;
+    let predict = |text: &'static str| {
+        let client = client.clone();
+        let url = handler.url("/api/predict");
+        async move {
+            let r = client
+                .post(url)
+                .json(&serde_json::json!({ "text": text }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "scoring does not depend on storage");
+            r.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let feedback = |id: String| {
+        let client = client.clone();
+        let url = handler.url("/api/feedback");
+        async move {
+            let r = client
+                .post(url)
+                .json(&serde_json::json!({ "id": id, "true_label": 1 }))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+
+    let stored_id = predict("I love this flight").await;
+    assert_eq!(feedback(stored_id.clone()).await.0, 201);
+
+    azurite.stop();
+    let refused_id = predict("lost my bag").await;
+    let (status, body) = feedback(refused_id.clone()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "storage_unavailable");
+    let health = handler
+        .wait_health(&client, Duration::from_secs(15), |h| {
+            h["log"]["pending"].as_u64() > Some(0) && !h["log"]["last_error"].is_null()
+        })
+        .await;
+    assert!(
+        health["log"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{health}"
+    );
+
+    azurite.restart();
+    handler
+        .wait_health(&client, Duration::from_secs(30), |h| {
+            h["log"]["pending"] == 0 && h["log"]["last_error"].is_null()
+        })
+        .await;
+    assert!(handler.terminate().success());
+
+    // What was acknowledged is there; what was refused is not; no prediction was lost.
+    let store = AzureStore::with_account_key(
+        ConnectionString::parse(&cs).unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let mut feedback_ids = Vec::new();
+    for blob in store.list("logs", "feedback/").await.unwrap() {
+        let bytes = store.get("logs", &blob.name).await.unwrap().bytes;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            feedback_ids.push(v["prediction_id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(feedback_ids, vec![stored_id.clone()]);
+    let mut prediction_ids = Vec::new();
+    for blob in store.list("logs", "predictions/").await.unwrap() {
+        let bytes = store.get("logs", &blob.name).await.unwrap().bytes;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+            prediction_ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    prediction_ids.sort();
+    let mut expected = vec![stored_id, refused_id];
+    expected.sort();
+    assert_eq!(prediction_ids, expected);
+}
