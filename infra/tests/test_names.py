@@ -208,9 +208,15 @@ def test_timer_schedules_are_app_settings_with_six_field_defaults(bicep, functio
 
 
 def test_workflows_call_only_anonymous_routes_that_exist(functions):
+    """Workflows hold no function key: what they call (directly or through the smoke test script)
+    must be anonymous."""
+    texts = dict(names.workflow_texts())
+    texts["infra/smoke-test.sh"] = (ROOT / "infra" / "smoke-test.sh").read_text()
+    assert "smoke-test.sh" in texts.get("deploy.yml", ""), "deploy.yml does not run the smoke test"
     problems = []
-    for name, text in names.workflow_texts().items():
+    for name, text in texts.items():
         problems += check_routes(text, name, functions, anonymous_only=True)
+    assert names.api_routes_in(texts["infra/smoke-test.sh"]), "the smoke test calls no route"
     assert problems == []
 
 
