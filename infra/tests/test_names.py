@@ -282,7 +282,9 @@ def test_host_runs_the_binary_the_workflows_ship():
     bins = re.findall(r'\[\[bin\]\]\s*\nname\s*=\s*"([^"]+)"', cargo)
     assert executable in bins, f"host.json runs {executable!r}; Cargo.toml builds {bins}"
     deploy = (ROOT / ".github/workflows/deploy.yml").read_text()
-    assert f'names.get("{executable}")' in deploy, "deploy.yml does not check the run bit of the handler binary"
+    assert "infra/check-package.py target/function-app.zip" in deploy, "deploy.yml does not check the package"
+    azure_yaml = (ROOT / "azure.yaml").read_text()
+    assert "infra/check-package.py" in azure_yaml, "the azd prepackage hook does not check the package"
     promote = (ROOT / ".github/workflows/promote-model.yml").read_text()
     assert f"target/release/{executable}" in promote
 
