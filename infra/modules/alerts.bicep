@@ -66,8 +66,8 @@ traces
 | extend raw = iff(indexof(message, "{") >= 0, substring(message, indexof(message, "{")), "")
 | extend j = parse_json(raw)
 | extend f = iff(isnotnull(j.fields), j.fields, j)
-| extend event = coalesce(tostring(f.event), tostring(customDimensions.event), tostring(customDimensions["prop__event"]))
-| where event == "metrics_report"
+| extend event_name = coalesce(tostring(f.event), tostring(customDimensions.event), tostring(customDimensions["prop__event"]))
+| where event_name == "metrics_report"
 | extend macro_f1 = coalesce(todouble(f.macro_f1), todouble(customDimensions.macro_f1), todouble(customDimensions["prop__macro_f1"]))
 | extend labelled = coalesce(tolong(f.labelled), tolong(customDimensions.labelled), tolong(customDimensions["prop__labelled"]))
 | extend bad_buzz_text = tolower(coalesce(tostring(f.bad_buzz), tostring(customDimensions.bad_buzz), tostring(customDimensions["prop__bad_buzz"])))
