@@ -80,7 +80,7 @@ impl ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "report_unreadable")
             }
             ApiError::Report(ReportError::Store(_)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
         }
     }

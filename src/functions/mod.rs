@@ -10,6 +10,7 @@ pub mod feedback;
 pub mod health;
 pub mod host;
 pub mod metrics_report;
+pub mod openapi;
 pub mod predict;
 pub mod report;
 pub mod ui;
@@ -79,6 +80,7 @@ pub const FUNCTIONS: &[Function] = &[
     feedback::FUNCTION,
     ui::FUNCTION,
     report::FUNCTION,
+    openapi::FUNCTION,
     metrics_report::FUNCTION,
 ];
 
