@@ -68,7 +68,9 @@ def rust_evaluate(rust_bin: Path | None, version_dir: Path, texts: list[str], la
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, encoding="utf-8") as f:
         for t, y in zip(texts, labels):
-            f.write(f"{y}\t{' '.join(t.split())}\n")
+            flat = " ".join(t.split())  # one line per tweet; the server refuses empty text
+            if flat:
+                f.write(f"{y}\t{flat}\n")
         path = f.name
     try:
         proc = subprocess.run([str(rust_bin), "evaluate", "--version-dir", str(version_dir), "--input", path, "--json"],

@@ -38,10 +38,10 @@ def tiny_data_dir(tmp_path_factory) -> Path:
         texts, labels = [], []
         for i in range(n):
             if i % 3 == 0:
-                texts.append(f"{POS_WORDS[i % 8]} {SUBJECTS[i % 6]} {which}")
+                texts.append(f"{POS_WORDS[i % 8]} {SUBJECTS[i % 6]} {which} {i}")
                 labels.append("2")
             elif i % 3 == 1:
-                texts.append(f"{NEG_WORDS[i % 8]} {SUBJECTS[i % 6]} {which}")
+                texts.append(f"{NEG_WORDS[i % 8]} {SUBJECTS[i % 6]} {which} {i}")
                 labels.append("0")
             else:
                 texts.append(f"the flight left at {i} {which}")
@@ -52,9 +52,13 @@ def tiny_data_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def isolated_mlflow(tmp_path, monkeypatch):
-    """Each test logs to its own throw-away MLflow store, never to training/mlflow.db."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.fixture(scope="session", autouse=True)
+def isolated_mlflow(tmp_path_factory):
+    """The tests log to one throw-away MLflow store (created once: its schema set-up is slow),
+    never to training/mlflow.db."""
+    store = tmp_path_factory.mktemp("mlflow")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    patch.setenv("HF_HUB_OFFLINE", "1")
     yield
+    patch.undo()
