@@ -15,4 +15,4 @@ PY=.venv/bin/python
 export HF_HUB_OFFLINE=1
 "$PY" -m ruff check --config training/pyproject.toml training
 # `python -m` puts the repository root on sys.path, so `import training` is this checkout.
-"$PY" -m pytest -q -p no:cacheprovider -c training/pyproject.toml --rootdir training training/tests
+"$PY" -m pytest -p no:cacheprovider -c training/pyproject.toml --rootdir training training/tests
