@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod predict;
 pub mod promote;
+pub mod remote;
 pub mod report;
 pub mod serve;
 

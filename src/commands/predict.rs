@@ -1,20 +1,31 @@
-//! `predict`: score texts locally with the champion or a version folder.
+//! `predict`: score texts locally with the champion or a version folder, or with a running app
+//! (`--url`). Texts come from the arguments, else from stdin, one tweet per line.
 
 use std::io::BufRead;
 
 use serde::Serialize;
 
+use super::remote::ApiClient;
 use super::{load_champion, load_version_dir};
 use crate::config::PredictArgs;
+use crate::model::ModelRef;
 use crate::service;
 use crate::store;
 
+/// One scored text, as printed.
 #[derive(Serialize)]
 struct Line<'a> {
     text: &'a str,
+    /// The prediction id, when an app scored it (it is what feedback refers to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
     score: f32,
-    sentiment: &'static str,
-    model: String,
+    sentiment: String,
+    model: ModelRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    true_label: Option<u8>,
 }
 
 pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
@@ -29,9 +40,28 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
     } else {
         args.texts.clone()
     };
-    for chunk in texts.chunks(service::MAX_BATCH) {
-        service::validate(chunk, None)?;
+    if args.label.is_some() && texts.len() != 1 {
+        anyhow::bail!(
+            "--label goes with a single text, got {}; label texts one at a time",
+            texts.len()
+        );
     }
+    // The API's own rules, checked before anything is scored or sent, so that a bad line
+    // half-way through a file does not leave half the file scored.
+    for chunk in texts.chunks(service::MAX_BATCH) {
+        service::validate(chunk, args.label)?;
+    }
+    let lines = match &args.url {
+        Some(url) => score_remotely(&args, url, &texts).await?,
+        None => score_locally(&args, &texts).await?,
+    };
+    print_lines(&lines, args.json)
+}
+
+async fn score_locally<'a>(
+    args: &PredictArgs,
+    texts: &'a [String],
+) -> anyhow::Result<Vec<Line<'a>>> {
     let scorer = match &args.version_dir {
         Some(dir) => load_version_dir(dir)?,
         None => {
@@ -42,32 +72,99 @@ pub async fn run(args: PredictArgs) -> anyhow::Result<()> {
         }
     };
     let manifest = scorer.manifest();
-    let model = format!("{}/{}", manifest.name, manifest.version);
+    let model = ModelRef {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+    };
     let mut lines = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(service::MAX_BATCH) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         for (text, score) in chunk.iter().zip(scorer.score(&refs)?) {
+            let sentiment = if score >= manifest.threshold {
+                "positive"
+            } else {
+                "negative"
+            };
             lines.push(Line {
                 text,
+                id: None,
                 score,
-                sentiment: if score >= manifest.threshold {
-                    "positive"
-                } else {
-                    "negative"
-                },
+                sentiment: sentiment.into(),
                 model: model.clone(),
+                latency_ms: None,
+                true_label: None,
             });
         }
     }
-    if args.json {
-        for line in &lines {
+    Ok(lines)
+}
+
+async fn score_remotely<'a>(
+    args: &PredictArgs,
+    url: &url::Url,
+    texts: &'a [String],
+) -> anyhow::Result<Vec<Line<'a>>> {
+    let client = ApiClient::new(url, args.key.as_ref())?;
+    let predictions = if let [text] = texts {
+        vec![client.predict_one(text, args.label).await?]
+    } else {
+        let mut predictions = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(service::MAX_BATCH) {
+            predictions.extend(client.predict_batch(chunk).await?);
+        }
+        predictions
+    };
+    Ok(texts
+        .iter()
+        .zip(predictions)
+        .map(|(text, p)| Line {
+            text,
+            id: Some(p.id),
+            score: p.score,
+            sentiment: p.sentiment,
+            model: p.model,
+            latency_ms: Some(p.latency_ms),
+            true_label: args.label,
+        })
+        .collect())
+}
+
+fn print_lines(lines: &[Line<'_>], json: bool) -> anyhow::Result<()> {
+    if json {
+        for line in lines {
             println!("{}", serde_json::to_string(line)?);
         }
+        return Ok(());
+    }
+    let model_width = lines
+        .iter()
+        .map(|l| l.model.name.len() + 1 + l.model.version.len())
+        .chain(["model".len()])
+        .max()
+        .unwrap_or_default();
+    let with_ids = lines.iter().any(|l| l.id.is_some());
+    let id_header = if with_ids {
+        format!("{:<36}  ", "id")
     } else {
-        println!("{:<9} {:>6}  text   (model {model})", "sentiment", "score");
-        for line in &lines {
-            println!("{:<9} {:>6.3}  {}", line.sentiment, line.score, line.text);
-        }
+        String::new()
+    };
+    println!(
+        "{:<9}  {:>6}  {:<model_width$}  {id_header}text",
+        "sentiment", "score", "model"
+    );
+    for line in lines {
+        let model = format!("{}/{}", line.model.name, line.model.version);
+        let id = line
+            .id
+            .as_deref()
+            .map(|id| format!("{id:<36}  "))
+            .unwrap_or_default();
+        // One row per text: line breaks inside a text would break the table.
+        let text = line.text.replace(['\n', '\r'], " ");
+        println!(
+            "{:<9}  {:>6.3}  {model:<model_width$}  {id}{text}",
+            line.sentiment, line.score
+        );
     }
     Ok(())
 }
