@@ -4,6 +4,7 @@
 #   scripts/test.sh
 #
 # Rust: format, lints, unit and integration tests (Azurite started and stopped here).
+# Web page: driven in Debian's Chromium against the binary (scripts/web-test.sh).
 # Python: training checks (training/ci.sh). Infra: Bicep and workflow checks (infra/check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ cargo test --locked -- --include-ignored
 
 azurite_stop
 trap - EXIT
+
+step "web page in headless Chromium (screenshot in target/web-test/)"
+bash scripts/web-test.sh
 
 if [[ -f training/ci.sh ]]; then
   step "training (Python)"
