@@ -166,6 +166,24 @@ describe("web page", () => {
     assert.equal(record.true_label, 1);
   });
 
+  test("👍, pressed from the keyboard, sends the predicted class", async () => {
+    const box = page.getByLabel("Tweet text");
+    await box.fill("What a lovely crew, thank you :)");
+    await box.press("Control+Enter");
+    await page.locator("#result-sentiment").filter({ hasText: "Positive" }).waitFor();
+    const id = (await page.locator("#result-id").innerText()).trim();
+    const responsePromise = page.waitForResponse((r) => r.url().endsWith("/api/feedback"));
+    await page.getByRole("button", { name: /Right/ }).focus();
+    await page.keyboard.press("Enter");
+    const response = await responsePromise;
+    assert.deepEqual(JSON.parse(response.request().postData()), { id, true_label: 1 });
+    assert.equal(response.status(), 201);
+    await page.getByText("Thanks: recorded as positive.").waitFor();
+    await waitFor(
+      () => jsonLinesUnder(path.join(dataDir, "logs", "feedback")).some((r) => r.prediction_id === id && r.true_label === 1),
+      "the 👍 feedback record in the store");
+  });
+
   test("a batch is scored and sorted with the most negative first", async () => {
     const tweets = [
       "The crew was lovely, great flight :)",
@@ -197,8 +215,104 @@ describe("web page", () => {
     assert.equal(requests.length, before, "nothing was sent");
   });
 
+  test("a batch over the API's 256 KB body limit gets its 413 in plain words", async () => {
+    const long = (i) => `tweet ${i} ` + "so late ".repeat(560);
+    await page.getByLabel(/Tweets, one per line/).fill(Array.from({ length: 60 }, (_, i) => long(i)).join("\n"));
+    await page.getByLabel(/Tweets, one per line/).press("Control+Enter");
+    const alert = page.locator("#batch-error");
+    await alert.waitFor({ state: "visible" });
+    assert.match(await alert.innerText(), /too much text for one request[\s\S]*HTTP 413 · payload_too_large/);
+    assert.equal(await page.locator("#batch-table").count(), 0, "no stale results next to the error");
+  });
+
+  test("a missing report, a 503 and a network failure are each said in plain words", async () => {
+    const report = path.join(dataDir, "reports", "latest.json");
+    fs.renameSync(report, report + ".away");
+    try {
+      await page.getByRole("button", { name: "Refresh" }).click();
+      await page.locator("#report-none").waitFor();
+      assert.match(await page.locator("#report-none").innerText(), /No report yet/);
+    } finally {
+      fs.renameSync(report + ".away", report);
+    }
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.locator("#report-table").waitFor();
+
+    // The handler here always has a model; the browser stands in for one without, and for a
+    // network that drops the request.
+    await page.route("**/api/predict", (route) => route.fulfill({
+      status: 503,
+      contentType: "application/json",
+      body: JSON.stringify({ error: { code: "no_model", message: "no model is loaded yet" } }),
+    }));
+    await page.getByLabel("Tweet text").fill("anyone there?");
+    await page.getByRole("button", { name: "Score", exact: true }).click();
+    const alert = page.locator("#single-error");
+    await alert.waitFor({ state: "visible" });
+    assert.match(await alert.innerText(), /The service is not ready: no model is loaded yet\. Try again in a minute\./);
+    assert.equal(await page.locator("#feedback").isVisible(), false, "no feedback for an answer that never came");
+    await page.unroute("**/api/predict");
+    await page.route("**/api/predict", (route) => route.abort("connectionrefused"));
+    await page.getByRole("button", { name: "Score", exact: true }).click();
+    await page.getByText(/Could not reach the API/).waitFor();
+    await page.unroute("**/api/predict");
+  });
+
+  test("text has at least WCAG AA contrast (4.5:1) against its background", async () => {
+    const { checked, failures } = await page.evaluate(() => {
+      const parse = (color) => {
+        const m = color.match(/rgba?\(([^)]+)\)/);
+        if (!m) return null;
+        const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+        return { r, g, b, a };
+      };
+      const luminance = ({ r, g, b }) => {
+        const channel = (c) => { const v = c / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+      };
+      const background = (node) => {
+        for (let el = node; el; el = el.parentElement) {
+          const bg = parse(getComputedStyle(el).backgroundColor);
+          if (bg && bg.a > 0) return bg;
+        }
+        return { r: 255, g: 255, b: 255, a: 1 };
+      };
+      const problems = [];
+      let count = 0;
+      for (const el of document.querySelectorAll("body *")) {
+        const ownText = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+        if (!ownText || el.closest("script, style") || !el.checkVisibility()) continue;
+        const fg = parse(getComputedStyle(el).color);
+        const [l1, l2] = [luminance(fg), luminance(background(el))].sort((a, b) => b - a);
+        const ratio = (l1 + 0.05) / (l2 + 0.05);
+        count += 1;
+        if (ratio < 4.5) problems.push(`${el.tagName}#${el.id}.${el.className} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+      }
+      return { checked: count, failures: problems };
+    });
+    assert.ok(checked > 40, `only ${checked} text elements were checked`);
+    assert.deepEqual(failures, []);
+  });
+
+  test("every control has a label and the results are announced", async () => {
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll("textarea, input, button")]
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.textContent.trim())
+      .map((el) => el.id));
+    assert.deepEqual(unlabelled, []);
+    for (const id of ["single-result", "batch-result", "report-body", "feedback-status"]) {
+      assert.equal(await page.locator(`#${id}`).getAttribute("aria-live"), "polite", id);
+    }
+    for (const id of ["single-error", "batch-error", "report-error", "feedback-error"]) {
+      assert.equal(await page.locator(`#${id}`).getAttribute("role"), "alert", id);
+    }
+  });
+
   test("saves a screenshot", async () => {
     // Put the page back in a state worth looking at: a scored tweet and a scored batch.
+    const box = page.getByLabel("Tweet text");
+    await box.fill("I hate this airline, flight delayed again :(");
+    await box.press("Control+Enter");
+    await page.locator("#result-sentiment").waitFor();
     await page.getByLabel(/Tweets, one per line/).fill([
       "The crew was lovely, great flight :)",
       "lost my bag again, worst airline ever",
