@@ -10,7 +10,11 @@ use tweet_sentiment::commands::load_version_dir;
 fn committed_versions(models: &Path) -> Vec<(String, std::path::PathBuf)> {
     let mut found = Vec::new();
     for name in std::fs::read_dir(models).into_iter().flatten().flatten() {
-        for version in std::fs::read_dir(name.path()).into_iter().flatten().flatten() {
+        for version in std::fs::read_dir(name.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             if version.path().join("manifest.json").is_file() {
                 let key = format!(
                     "{}/{}",
@@ -45,7 +49,11 @@ fn committed_versions_match_python_scores_and_token_ids() {
         .iter()
         .map(|t| t.as_str().unwrap())
         .collect();
-    assert!(tweets.len() >= 40, "the parity set has {} tweets", tweets.len());
+    assert!(
+        tweets.len() >= 40,
+        "the parity set has {} tweets",
+        tweets.len()
+    );
     for (key, dir) in versions {
         let expected = &parity["models"][&key];
         assert!(expected.is_object(), "{key} has no entry in parity.json");
@@ -68,6 +76,9 @@ fn committed_versions_match_python_scores_and_token_ids() {
                 "{key}: {tweet:?} scored {score}, onnxruntime {want}"
             );
         }
-        println!("{key}: {} tweets, largest difference {worst:.2e}", tweets.len());
+        println!(
+            "{key}: {} tweets, largest difference {worst:.2e}",
+            tweets.len()
+        );
     }
 }

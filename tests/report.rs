@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,16 +76,38 @@ fn feedback(id: Uuid, label: u8) -> FeedbackRecord {
     }
 }
 
-/// A store that fails the checkpoint write on demand: a run killed between reading the log and
-/// committing its checkpoint.
+/// What happens when the aggregation writes its checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtCheckpoint {
+    Write,
+    /// The run is killed between reading the log and committing its checkpoint.
+    Crash,
+    /// Another run commits its checkpoint first (once).
+    Race,
+}
+
+/// The local store, with a hook on checkpoint writes.
 #[derive(Debug)]
-struct CrashBeforeCheckpoint {
+struct HookedStore {
     inner: FsStore,
-    crash: AtomicBool,
+    at_checkpoint: std::sync::Mutex<AtCheckpoint>,
+}
+
+impl HookedStore {
+    fn new(inner: FsStore) -> Self {
+        Self {
+            inner,
+            at_checkpoint: std::sync::Mutex::new(AtCheckpoint::Write),
+        }
+    }
+
+    fn set(&self, mode: AtCheckpoint) {
+        *self.at_checkpoint.lock().unwrap() = mode;
+    }
 }
 
 #[async_trait]
-impl BlobStore for CrashBeforeCheckpoint {
+impl BlobStore for HookedStore {
     async fn get(&self, c: &str, n: &str) -> StoreResult<Blob> {
         self.inner.get(c, n).await
     }
@@ -97,10 +118,27 @@ impl BlobStore for CrashBeforeCheckpoint {
         self.inner.etag(c, n).await
     }
     async fn put(&self, c: &str, n: &str, b: Bytes, w: WriteCondition) -> StoreResult<ETag> {
-        if n == CHECKPOINT_BLOB && self.crash.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable(
-                "killed before the checkpoint".into(),
-            ));
+        if n == CHECKPOINT_BLOB {
+            let mode = *self.at_checkpoint.lock().unwrap();
+            match mode {
+                AtCheckpoint::Write => {}
+                AtCheckpoint::Crash => {
+                    return Err(StoreError::Unavailable(
+                        "killed before the checkpoint".into(),
+                    ))
+                }
+                AtCheckpoint::Race => {
+                    self.set(AtCheckpoint::Write);
+                    self.inner
+                        .put(
+                            c,
+                            n,
+                            Bytes::from_static(b"{\"runs\":99}"),
+                            WriteCondition::Always,
+                        )
+                        .await?;
+                }
+            }
         }
         self.inner.put(c, n, b, w).await
     }
@@ -111,21 +149,18 @@ impl BlobStore for CrashBeforeCheckpoint {
         self.inner.list(c, p).await
     }
     fn describe(&self) -> String {
-        "crash-injecting local store".into()
+        "local store with a checkpoint hook".into()
     }
 }
 
 #[tokio::test]
 async fn report_counts_match_an_independent_count_and_survive_reruns_and_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(CrashBeforeCheckpoint {
-        inner: FsStore::new(
-            dir.path().join("data"),
-            common::models_dir_with_fixtures(dir.path()),
-            "models".into(),
-        ),
-        crash: AtomicBool::new(false),
-    });
+    let store = Arc::new(HookedStore::new(FsStore::new(
+        dir.path().join("data"),
+        common::models_dir_with_fixtures(dir.path()),
+        "models".into(),
+    )));
     let log = log(store.clone(), "instance-a");
 
     // 40 predictions with inline labels, 30 labelled later, 10 never labelled.
@@ -175,10 +210,10 @@ async fn report_counts_match_an_independent_count_and_survive_reruns_and_a_crash
     for (id, truth) in &later[15..] {
         log.append_feedback(&feedback(*id, *truth)).await.unwrap();
     }
-    store.crash.store(true, Ordering::SeqCst);
+    store.set(AtCheckpoint::Crash);
     let crashed = run_report(store.as_ref(), &config(), OffsetDateTime::now_utc()).await;
     assert!(matches!(crashed, Err(AggregationError::Store(_))));
-    store.crash.store(false, Ordering::SeqCst);
+    store.set(AtCheckpoint::Write);
 
     let second = run_report(store.as_ref(), &config(), OffsetDateTime::now_utc())
         .await
@@ -258,58 +293,14 @@ async fn a_concurrent_run_commits_nothing() {
         .unwrap();
     let checkpoint = store.get("reports", CHECKPOINT_BLOB).await.unwrap();
     // Another run commits between our read and our write.
-    let racing = ConcurrentWriter {
-        inner: store,
-        fired: AtomicBool::new(false),
-    };
+    let racing = HookedStore::new(store);
+    racing.set(AtCheckpoint::Race);
     let result = run_report(&racing, &config(), OffsetDateTime::now_utc()).await;
     assert!(
         matches!(result, Err(AggregationError::ConcurrentRun)),
         "{result:?}"
     );
-    let after = racing.inner.get("reports", CHECKPOINT_BLOB).await.unwrap();
+    let after = racing.get("reports", CHECKPOINT_BLOB).await.unwrap();
     assert_ne!(after.etag, checkpoint.etag);
     assert_eq!(&after.bytes[..], b"{\"runs\":99}");
-}
-
-/// Writes the checkpoint behind the aggregation's back just before the aggregation writes it.
-#[derive(Debug)]
-struct ConcurrentWriter {
-    inner: FsStore,
-    fired: AtomicBool,
-}
-
-#[async_trait]
-impl BlobStore for ConcurrentWriter {
-    async fn get(&self, c: &str, n: &str) -> StoreResult<Blob> {
-        self.inner.get(c, n).await
-    }
-    async fn get_from(&self, c: &str, n: &str, o: u64) -> StoreResult<Bytes> {
-        self.inner.get_from(c, n, o).await
-    }
-    async fn etag(&self, c: &str, n: &str) -> StoreResult<Option<ETag>> {
-        self.inner.etag(c, n).await
-    }
-    async fn put(&self, c: &str, n: &str, b: Bytes, w: WriteCondition) -> StoreResult<ETag> {
-        if n == CHECKPOINT_BLOB && !self.fired.swap(true, Ordering::SeqCst) {
-            self.inner
-                .put(
-                    c,
-                    n,
-                    Bytes::from_static(b"{\"runs\":99}"),
-                    WriteCondition::Always,
-                )
-                .await?;
-        }
-        self.inner.put(c, n, b, w).await
-    }
-    async fn append(&self, c: &str, n: &str, b: Bytes) -> StoreResult<()> {
-        self.inner.append(c, n, b).await
-    }
-    async fn list(&self, c: &str, p: &str) -> StoreResult<Vec<BlobInfo>> {
-        self.inner.list(c, p).await
-    }
-    fn describe(&self) -> String {
-        "racing local store".into()
-    }
 }

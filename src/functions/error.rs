@@ -21,8 +21,6 @@ pub enum ApiError {
     NotFound(String),
     #[error("{method} is not allowed here; use {allowed}")]
     MethodNotAllowed { method: String, allowed: String },
-    #[error("{0} is not available in this release")]
-    NotImplemented(&'static str),
     #[error(transparent)]
     Service(#[from] ServiceError),
     #[error(transparent)]
@@ -53,7 +51,6 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
-            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             ApiError::Service(ServiceError::InvalidInput(_)) => {
                 (StatusCode::BAD_REQUEST, "invalid_input")
             }

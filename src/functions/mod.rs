@@ -116,6 +116,10 @@ impl Function {
     }
 }
 
+/// A body over the limit is still read, and thrown away, up to this many bytes, so that the
+/// client finishes sending and reads our 413 instead of a reset connection.
+const DRAIN_LIMIT_BYTES: usize = 4 * MAX_BODY_BYTES;
+
 /// Reads a body stream, refusing more than `limit` bytes without buffering them.
 async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Bytes, ApiError>
 where
@@ -131,11 +135,17 @@ where
     }
     let mut body = std::pin::pin!(body);
     let mut buffer = BytesMut::new();
+    let mut received = 0usize;
     while let Some(chunk) = body.next().await {
         let mut chunk =
             chunk.map_err(|e| ApiError::InvalidRequest(format!("reading the body failed: {e}")))?;
-        if buffer.len() + chunk.remaining() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+        received += chunk.remaining();
+        if received > limit {
+            if received > DRAIN_LIMIT_BYTES {
+                break;
+            }
+            chunk.advance(chunk.remaining());
+            continue;
         }
         while chunk.has_remaining() {
             let piece = chunk.chunk();
@@ -143,6 +153,9 @@ where
             let n = piece.len();
             chunk.advance(n);
         }
+    }
+    if received > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
     Ok(buffer.freeze())
 }

@@ -6,6 +6,7 @@
 //! previous checkpoint untouched, so the next run reads the same bytes again and counts them once;
 //! a run that finds the checkpoint changed under it (another run) writes nothing.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -222,10 +223,11 @@ impl State {
         }));
         for (id, feedback) in waiting {
             let Some(entries) = self.pending.get_mut(&id) else {
-                if self.orphans.contains_key(&id) {
-                    self.feedback.duplicate += 1;
-                } else {
-                    self.orphans.insert(id, feedback);
+                match self.orphans.entry(id) {
+                    Entry::Occupied(_) => self.feedback.duplicate += 1,
+                    Entry::Vacant(slot) => {
+                        slot.insert(feedback);
+                    }
                 }
                 continue;
             };
