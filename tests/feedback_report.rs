@@ -262,3 +262,107 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test]
+async fn a_challenger_scores_in_shadow_and_shares_the_feedback() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir_with_fixtures(dir.path());
+    std::fs::write(
+        models.join("challenger.json"),
+        r#"{"name":"fixture-transformer","version":"1"}"#,
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut handler = Handler::start(&[
+        ("MODELS_DIR", models.to_str().unwrap()),
+        ("DATA_DIR", data.to_str().unwrap()),
+        ("LOG_BATCH_MILLISECONDS", "50"),
+    ]);
+    let client = reqwest::Client::new();
+    handler.wait_ready(&client).await;
+    let health = handler
+        .wait_health(&client, Duration::from_secs(30), |h| {
+            !h["challenger"].is_null()
+        })
+        .await;
+    assert_eq!(health["challenger"]["name"], "fixture-transformer");
+
+    let (status, answer) = post(
+        &client,
+        handler.url("/api/predict"),
+        json!({ "texts": ["I love this flight :)", "awful", "the crew"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // The caller only ever sees the champion.
+    for p in answer["predictions"].as_array().unwrap() {
+        assert_eq!(p["model"]["name"], "fixture-nb");
+    }
+    let first = answer["predictions"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = post(
+        &client,
+        handler.url("/api/feedback"),
+        json!({ "id": first, "true_label": 1 }),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Shadow records are appended off the request path: wait for them, then report.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let health: Value = client
+            .get(handler.url("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["log"]["appended"] == 6 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shadow records never appended: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = client
+        .post(handler.url("/metrics-report"))
+        .json(&json!({"Data": {}, "Metadata": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(data.join("reports/latest.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["overall"]["since_start"]["predictions"], 3,
+        "overall counts the champion only"
+    );
+    let models: HashMap<String, &Value> = report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                format!(
+                    "{}/{}",
+                    m["name"].as_str().unwrap(),
+                    m["role"].as_str().unwrap()
+                ),
+                m,
+            )
+        })
+        .collect();
+    for key in ["fixture-nb/champion", "fixture-transformer/challenger"] {
+        let since_start = &models[key]["windows"]["since_start"];
+        assert_eq!(since_start["predictions"], 3, "{key}");
+        assert_eq!(
+            since_start["labelled"], 1,
+            "{key}: one feedback labels both"
+        );
+    }
+    assert_eq!(report["feedback"]["joined"], 1);
+    assert!(handler.terminate().success());
+}
