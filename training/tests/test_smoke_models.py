@@ -81,6 +81,13 @@ def test_minilm_pipeline_smoke(tiny_data_dir, tmp_path, s140):
     ops = Counter(n.op_type for n in model.graph.node)
     assert ops["Flatten"] == 0  # the library's mask subgraph is not in the graph
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    # The embedding table is gathered in float16 and only the rows are cast (see store_fp16).
+    fp16 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    word = [n for n in model.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids"]
+    assert word and word[0].input[0] in fp16
+    before = common.OnnxScorer(vdir).score(["love it", "hate it"])
+    assert minilm.repack(vdir)["max_score_change"] == 0.0
+    assert np.allclose(common.OnnxScorer(vdir).score(["love it", "hate it"]), before)
     tok = json.loads((vdir / "tokenizer.json").read_text())
     assert tok["padding"]["strategy"] == "BatchLongest"
     check_batch_invariance(vdir)
