@@ -36,6 +36,17 @@ CHAMPION_RULE = (
 )
 
 
+# Texts that the models are known to find hard; their scores are shown, not used to choose.
+HARD_CASES = [
+    "Great... another delay. Just great.",
+    "Not bad at all",
+    "I don't hate it, but I won't fly again",
+    "Vuelo retrasado otra vez, qué desastre",
+    "💔",
+    "thanks for nothing @AirParadis",
+]
+
+
 def versions(models_dir: Path) -> list[Path]:
     found = []
     for name in MODEL_NAMES:
@@ -139,8 +150,9 @@ def render_markdown(report: dict) -> str:
                          f"{fmt(m['positive_precision'])} | {fmt(m['positive_recall'])} | {fmt(m['positive_f1'])} |")
         lines.append("")
     lines += ["## Cost", "",
-              "| model | file size | training wall time | training data | Rust p50 / p95 ms | onnxruntime p50 / p95 ms |",
-              "|---|---|---|---|---|---|"]
+              "| model | file size | training wall time | training data | Rust p50 / p95 ms | onnxruntime p50 / p95 ms "
+              "| accuracy, Rust / onnxruntime |",
+              "|---|---|---|---|---|---|---|"]
     for r in report["models"]:
         rust = r.get("latency_rust") or {}
         if "latency_ms_p50" in rust:
@@ -150,15 +162,25 @@ def render_markdown(report: dict) -> str:
         o = r["latency_onnxruntime"]
         wall = r["train_wall_seconds"]
         wall_s = f"{wall / 60:.1f} min" if isinstance(wall, (int, float)) else "n/a"
+        acc_s = f"{fmt(rust['accuracy'])} / {fmt(r['onnxruntime_accuracy_first_rows'])}" if "accuracy" in rust else "n/a"
         lines.append(f"| {r['id']} | {r['file_bytes'] / 1e6:.1f} MB | {wall_s} | {r['data']} | {rust_s} | "
-                     f"{fmt(o['p50_ms'], 2)} / {fmt(o['p95_ms'], 2)} |")
+                     f"{fmt(o['p50_ms'], 2)} / {fmt(o['p95_ms'], 2)} | {acc_s} |")
     lines.append("")
     if not report["rust_latency_available"]:
         lines += ["Rust latency is n/a: the release binary was not built when this ran. Fill it with "
                   "`cargo build --release && python -m training.compare --rust-bin target/release/tweet-sentiment`.", ""]
+    if report["rust_latency_available"]:
+        lines += [f"Rust figures: `tweet-sentiment evaluate --version-dir … --json` on the first {report['rust_latency_rows']} "
+                  "TweetEval test tweets, one tweet per call (tokenizer included); the last column compares its "
+                  "accuracy with onnxruntime's on the same tweets.", ""]
     lines += ["onnxruntime latency: Python, one thread, one tweet per call (tokenizer included), first "
               f"{report['models'][0]['latency_onnxruntime']['rows'] if report['models'] else 0} TweetEval test tweets.",
               ""]
+    lines += ["## Hard cases (P(positive))", "", "| text | " + " | ".join(r["id"] for r in report["models"]) + " |",
+              "|---|" + "---|" * len(report["models"])]
+    for i, text in enumerate(report["hard_cases"]):
+        lines.append(f"| {text} | " + " | ".join(fmt(r["hard_cases"][i]) for r in report["models"]) + " |")
+    lines.append("")
     lines += ["## Champion", "", report["champion_rule"], ""]
     ch = report["champion"]
     lines.append(f"**Champion: `{ch['name']}/{ch['version']}`**" if ch else "**No version meets the rule.**")
@@ -181,11 +203,15 @@ def weaknesses(rows: list[dict], vader: dict) -> list[str]:
             f"(F1 {te[worst_cls + '_f1']:.3f}, recall {te[worst_cls + '_recall']:.3f})."
             + (" It does not beat VADER on TweetEval." if te["macro_f1"] <= vader["tweeteval_test"]["macro_f1"] else "")
         )
+    for r in rows:
+        if r.get("extreme_share") is not None and r["extreme_share"] > 0.6:
+            out.append(f"`{r['id']}` is overconfident: {r['extreme_share']:.0%} of its validation scores are below 0.1 "
+                       "or above 0.9, so the score is a poor measure of certainty.")
     out += [
         "Naive Bayes and the LSTM learn only from Sentiment140, whose labels come from emoticons that were then "
         "stripped: emoticons are almost absent from their vocabulary and the label noise caps their accuracy.",
         "All models are trained on English tweets; scores for other languages are close to guesses.",
-        "Sarcasm and negation (\"great... another delay\", \"not bad\") are frequent errors for the word-level models.",
+        "Sarcasm, negation, other languages and emoji-only tweets: see the hard cases above.",
         "MiniLM's `select` score is optimistic: that part chose its checkpoint (early stopping).",
     ]
     return out
@@ -220,6 +246,13 @@ def main(argv=None) -> int:
         for key, split in sets.items():
             p = scorer.score(split.texts, progress=True)
             row[key] = rounded(common.classification_metrics(split.labels, p, man["threshold"]))
+            if key == "tweeteval_test":
+                n = RUST_LATENCY_ROWS
+                row["onnxruntime_accuracy_first_rows"] = round(
+                    common.classification_metrics(split.labels[:n], p[:n], man["threshold"])["accuracy"], 4)
+        row["hard_cases"] = [round(float(x), 3) for x in scorer.score(HARD_CASES)]
+        ref = man.get("reference_scores") or []
+        row["extreme_share"] = round(ref[0] + ref[-1], 3) if len(ref) == 10 else None
         row["latency_onnxruntime"] = ort_latency(common.OnnxScorer(vdir, threads=1), te_test.texts)
         row["latency_rust"] = (rust_evaluate(rust_bin, vdir, te_test.texts[:RUST_LATENCY_ROWS],
                                              te_test.labels[:RUST_LATENCY_ROWS]) if rust_available else None)
@@ -241,6 +274,7 @@ def main(argv=None) -> int:
         "rust_latency_rows": RUST_LATENCY_ROWS if rust_available else 0,
         "latency_budget_ms": LATENCY_BUDGET_MS, "champion_rule": CHAMPION_RULE,
         "champion": {"name": champion["name"], "version": champion["version"]} if champion else None,
+        "hard_cases": HARD_CASES,
         "weaknesses": weaknesses(rows, vader),
     }
     (models_dir / "COMPARISON.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
