@@ -210,7 +210,8 @@ def weaknesses(rows: list[dict], vader: dict) -> list[str]:
     out += [
         "Naive Bayes and the LSTM learn only from Sentiment140, whose labels come from emoticons that were then "
         "stripped: emoticons are almost absent from their vocabulary and the label noise caps their accuracy.",
-        "All models are trained on English tweets; scores for other languages are close to guesses.",
+        "All models are trained on English tweets; other languages are unreliable (the Spanish complaint among "
+        "the hard cases scores positive with all three).",
         "Sarcasm, negation, other languages and emoji-only tweets: see the hard cases above.",
         "MiniLM's `select` score is optimistic: that part chose its checkpoint (early stopping).",
     ]
@@ -224,7 +225,17 @@ def main(argv=None) -> int:
     parser.add_argument("--rust-bin", default=str(REPO_ROOT / "target" / "release" / "tweet-sentiment"))
     parser.add_argument("--no-rust", action="store_true", help="skip the Rust latency even when the binary exists")
     parser.add_argument("--champion-out", default=None, help="where champion.json goes (default models-dir)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite COMPARISON.md from COMPARISON.json without scoring anything")
     args = parser.parse_args(argv)
+    if args.render_only:
+        path = Path(args.models_dir) / "COMPARISON.json"
+        report = json.loads(path.read_text())
+        vader = next(b for b in report["baselines"] if b["name"] == "vader")
+        report["weaknesses"] = weaknesses(report["models"], vader)
+        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (Path(args.models_dir) / "COMPARISON.md").write_text(render_markdown(report))
+        return 0
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     models_dir = Path(args.models_dir)
