@@ -332,7 +332,20 @@ def repack(version_dir: Path) -> dict:
     diff = float(np.abs(new_scores - old_scores).max())
     if diff > 1e-6:
         raise RuntimeError(f"repacking changed scores by {diff}")
+    _log_to_training_run(manifest["training"]["mlflow_run_id"], version_dir, path.stat().st_size)
     return {"max_score_change": diff, "bytes": path.stat().st_size}
+
+
+def _log_to_training_run(run_id: str, version_dir: Path, size: int) -> None:
+    """Adds the repacked files to the run that trained them, when that run is in this store."""
+    mlflow = common.setup_mlflow()
+    try:
+        mlflow.get_run(run_id)
+    except Exception:
+        return
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metric("model_bytes_repacked", size)
+        mlflow.log_artifacts(str(version_dir), "model_repacked")
 
 
 def main(argv=None) -> int:
