@@ -21,6 +21,8 @@ SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 def default_data_dir() -> Path:
     """`../shared/data` seen from the repository root, when it exists."""
     candidate = (REPO_ROOT / ".." / "shared" / "data").resolve()
+    if not candidate.is_dir():
+        raise FileNotFoundError(f"no data directory at {candidate}; pass --data-dir (see training/README.md)")
     return candidate
 
 

@@ -74,3 +74,13 @@ def test_metrics_and_histogram():
     assert np.allclose(common.to_p_pos(np.array([[0.0, 0.0]]), "logits"), [0.5])
     assert np.allclose(common.to_p_pos(np.array([[0.2, 0.8]]), "probability"), [0.8])
     assert np.allclose(common.to_p_pos(np.array([0.0]), "logits"), [0.5])
+
+
+def test_missing_default_data_dir_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "REPO_ROOT", tmp_path / "repo")
+    try:
+        data.default_data_dir()
+    except FileNotFoundError as e:
+        assert "--data-dir" in str(e)
+    else:
+        raise AssertionError("expected FileNotFoundError")
