@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{models_dir_with_fixtures, Handler};
+use common::Handler;
 use serde_json::{json, Value};
 
 const KEY: &str = "fk-cli-test-0123456789";
@@ -63,26 +63,13 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let models = models_dir_with_fixtures(dir.path());
-    let data = dir.path().join("data");
-    let handler = Handler::start(&[
-        ("MODELS_DIR", models.to_str().unwrap()),
-        ("DATA_DIR", data.to_str().unwrap()),
-        ("LOG_BATCH_MILLISECONDS", "20"),
-    ]);
-    let client = reqwest::Client::new();
-    handler.wait_ready(&client).await;
-    handler
-        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
-        .await;
-    let api = handler.url("/api");
+    let local = common::start_local(|_| {}, &[("LOG_BATCH_MILLISECONDS", "20")]).await;
     Running {
-        handler,
-        api,
-        data,
-        models,
-        _dir: dir,
+        api: local.handler.url("/api"),
+        handler: local.handler,
+        data: local.data,
+        models: local.models,
+        _dir: local.dir,
     }
 }
 

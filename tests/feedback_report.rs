@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{models_dir_with_fixtures, Handler};
+use common::start_local;
 use serde_json::{json, Value};
 
 async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value) {
@@ -17,19 +17,8 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> (u16, Value
 
 #[tokio::test]
 async fn predictions_feedback_and_the_timer_report() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = models_dir_with_fixtures(dir.path());
-    let data = dir.path().join("data");
-    let mut handler = Handler::start(&[
-        ("MODELS_DIR", models.to_str().unwrap()),
-        ("DATA_DIR", data.to_str().unwrap()),
-        ("LOG_BATCH_MILLISECONDS", "50"),
-    ]);
-    let client = reqwest::Client::new();
-    handler.wait_ready(&client).await;
-    handler
-        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
-        .await;
+    let local = start_local(|_| {}, &[("LOG_BATCH_MILLISECONDS", "50")]).await;
+    let (mut handler, client, data) = (local.handler, local.client, local.data);
 
     let texts = [
         "I love this flight :)",
@@ -209,21 +198,13 @@ async fn text_modes_and_the_final_flush_on_shutdown() {
         ("none", |t: &Value| t.is_null()),
         ("full", |t: &Value| t == "I love this flight :)"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let models = models_dir_with_fixtures(dir.path());
-        let data = dir.path().join("data");
         // A long batch interval: only the shutdown flush can write the record in time.
-        let mut handler = Handler::start(&[
-            ("MODELS_DIR", models.to_str().unwrap()),
-            ("DATA_DIR", data.to_str().unwrap()),
-            ("LOG_TEXT", mode),
-            ("LOG_BATCH_MILLISECONDS", "600000"),
-        ]);
-        let client = reqwest::Client::new();
-        handler.wait_ready(&client).await;
-        handler
-            .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
-            .await;
+        let local = start_local(
+            |_| {},
+            &[("LOG_TEXT", mode), ("LOG_BATCH_MILLISECONDS", "600000")],
+        )
+        .await;
+        let (mut handler, client, data) = (local.handler, local.client, local.data);
         let (status, _) = post(
             &client,
             handler.url("/api/predict"),
@@ -265,21 +246,15 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn a_challenger_scores_in_shadow_and_shares_the_feedback() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = models_dir_with_fixtures(dir.path());
-    std::fs::write(
-        models.join("challenger.json"),
-        r#"{"name":"fixture-transformer","version":"1"}"#,
+    let local = start_local(
+        |models| {
+            let pointer = r#"{"name":"fixture-transformer","version":"1"}"#;
+            std::fs::write(models.join("challenger.json"), pointer).unwrap();
+        },
+        &[("LOG_BATCH_MILLISECONDS", "50")],
     )
-    .unwrap();
-    let data = dir.path().join("data");
-    let mut handler = Handler::start(&[
-        ("MODELS_DIR", models.to_str().unwrap()),
-        ("DATA_DIR", data.to_str().unwrap()),
-        ("LOG_BATCH_MILLISECONDS", "50"),
-    ]);
-    let client = reqwest::Client::new();
-    handler.wait_ready(&client).await;
+    .await;
+    let (mut handler, client, data) = (local.handler, local.client, local.data);
     let health = handler
         .wait_health(&client, Duration::from_secs(30), |h| {
             !h["challenger"].is_null()

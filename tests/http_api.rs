@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{models_dir_with_fixtures, Handler};
+use common::Handler;
 use serde_json::{json, Value};
 
 struct Running {
@@ -15,22 +15,11 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let models = models_dir_with_fixtures(dir.path());
-    let data = dir.path().join("data");
-    let handler = Handler::start(&[
-        ("MODELS_DIR", models.to_str().unwrap()),
-        ("DATA_DIR", data.to_str().unwrap()),
-    ]);
-    let client = reqwest::Client::new();
-    handler.wait_ready(&client).await;
-    handler
-        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
-        .await;
+    let api = common::start_local(|_| {}, &[]).await;
     Running {
-        handler,
-        client,
-        _dir: dir,
+        handler: api.handler,
+        client: api.client,
+        _dir: api.dir,
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{models_dir_with_fixtures, Handler};
+use common::Handler;
 use serde_json::{json, Value};
 use tweet_sentiment::functions::{openapi::SPEC, Trigger, FUNCTIONS, ROUTE_PREFIX};
 
@@ -321,24 +321,12 @@ struct Api {
 }
 
 async fn start() -> Api {
-    let dir = tempfile::tempdir().unwrap();
-    let models = models_dir_with_fixtures(dir.path());
-    let data = dir.path().join("data");
-    let handler = Handler::start(&[
-        ("MODELS_DIR", models.to_str().unwrap()),
-        ("DATA_DIR", data.to_str().unwrap()),
-        // Prediction records reach the store quickly, so that a report can count them.
-        ("LOG_BATCH_MILLISECONDS", "20"),
-    ]);
-    let client = reqwest::Client::new();
-    handler.wait_ready(&client).await;
-    handler
-        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
-        .await;
+    // Prediction records reach the store quickly, so that a report can count them.
+    let local = common::start_local(|_| {}, &[("LOG_BATCH_MILLISECONDS", "20")]).await;
     Api {
-        handler,
-        client,
-        dir,
+        handler: local.handler,
+        client: local.client,
+        dir: local.dir,
     }
 }
 

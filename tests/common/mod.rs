@@ -421,3 +421,39 @@ pub async fn concurrent_writers(
     }
     assert_eq!(seen, feedback_ids, "every feedback record, exactly once");
 }
+
+/// The handler binary serving the fixture models from a temporary local store, ready (the host's
+/// `GET /` answered) and healthy (the champion loaded).
+pub struct LocalApi {
+    pub handler: Handler,
+    pub client: reqwest::Client,
+    pub models: PathBuf,
+    pub data: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a [`LocalApi`]; `prepare` may change the models folder first, `env` adds settings.
+pub async fn start_local(prepare: impl FnOnce(&Path), env: &[(&str, &str)]) -> LocalApi {
+    let dir = tempfile::tempdir().unwrap();
+    let models = models_dir_with_fixtures(dir.path());
+    prepare(&models);
+    let data = dir.path().join("data");
+    let mut envs = vec![
+        ("MODELS_DIR", models.to_str().unwrap()),
+        ("DATA_DIR", data.to_str().unwrap()),
+    ];
+    envs.extend_from_slice(env);
+    let handler = Handler::start(&envs);
+    let client = reqwest::Client::new();
+    handler.wait_ready(&client).await;
+    handler
+        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
+        .await;
+    LocalApi {
+        handler,
+        client,
+        models,
+        data,
+        dir,
+    }
+}
