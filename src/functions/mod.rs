@@ -130,7 +130,9 @@ where
         .get(warp::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    // A declared body far over the limit is refused unread; one just over it is drained like a
+    // streamed one, so that the client reads the 413.
+    if declared.is_some_and(|len| len > DRAIN_LIMIT_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut body = std::pin::pin!(body);
