@@ -141,14 +141,7 @@ async fn predictions_feedback_and_the_timer_report() {
     assert!(data.join("reports/latest.html").is_file());
 
     // The page route serves the same report.
-    let served: Value = client
-        .get(handler.url("/api/report"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let served: Value = common::get_json(&client, handler.url("/api/report")).await;
     assert_eq!(served["overall"], report["overall"]);
 
     // One structured line per run, for the alert rules.
@@ -174,15 +167,8 @@ async fn predictions_feedback_and_the_timer_report() {
     assert_eq!(again["overall"], report["overall"]);
     assert_eq!(again["run"]["prediction_records"], 0);
 
-    // Records stored with the text, and the inline label.
-    let health: Value = client
-        .get(handler.url("/api/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Every prediction record was appended; none is left waiting.
+    let health: Value = common::get_json(&client, handler.url("/api/health")).await;
     assert_eq!(health["log"]["pending"], 0);
     assert_eq!(health["log"]["appended"], total);
     assert!(handler.terminate().success());
@@ -285,14 +271,7 @@ async fn a_challenger_scores_in_shadow_and_shares_the_feedback() {
     // Shadow records are appended off the request path: wait for them, then report.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let health: Value = client
-            .get(handler.url("/api/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health: Value = common::get_json(&client, handler.url("/api/health")).await;
         if health["log"]["appended"] == 6 {
             break;
         }

@@ -194,15 +194,7 @@ async fn bad_bodies_get_clear_4xx_errors() {
 #[tokio::test]
 async fn routes_methods_and_the_timer_envelope() {
     let mut api = start().await;
-    let health: Value = api
-        .client
-        .get(api.handler.url("/api/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = common::get_json(&api.client, api.handler.url("/api/health")).await;
     assert_eq!(health["model"]["name"], "fixture-nb");
     assert_eq!(health["model"]["kind"], "naive-bayes");
 

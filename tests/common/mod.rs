@@ -457,3 +457,8 @@ pub async fn start_local(prepare: impl FnOnce(&Path), env: &[(&str, &str)]) -> L
         dir,
     }
 }
+
+/// `GET url` and its JSON body, whatever the status.
+pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
