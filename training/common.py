@@ -14,7 +14,7 @@ import numpy as np
 
 from .data import REPO_ROOT
 
-DEFAULT_VERSION = "2026.11.25-1"
+DEFAULT_VERSION = "2026.11.29-1"
 MODELS_DIR = REPO_ROOT / "models"
 TRAINING_DIR = Path(__file__).resolve().parent
 

@@ -133,13 +133,14 @@ def export_onnx(model, path: Path, fp16_storage: bool = True) -> None:
     tmp.unlink()
 
 
-def store_fp16(m, min_elements: int = 1024):
+def store_fp16(m, min_elements: int = 1024, only: set[str] | None = None):
     """Stores each large float32 initializer as float16 and casts it back to float32 in the graph.
 
     Where the weight is a MatMul/Gemm operand the Cast sits in front of it: it depends only on a
     constant, so tract folds it at load. Embedding tables are different: tract keeps that Cast and
     would convert the whole 30k x 384 table on every call (measured: 5x slower per tweet), so a
     table read only by Gather is gathered in float16 and just the gathered rows are cast.
+    `only` limits the conversion to those initializer names (the LSTM stores just its embedding table).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -152,7 +153,8 @@ def store_fp16(m, min_elements: int = 1024):
     after: dict[int, object] = {}
     nodes = list(graph.node)
     for init in graph.initializer:
-        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+        if (init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements
+                or (only is not None and init.name not in only)):
             keep.append(init)
             continue
         half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name=init.name + "_fp16")

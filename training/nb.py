@@ -2,10 +2,12 @@
 
     Gather(logp[V,2], input_ids) → ReduceSum(axis=1) → Add(log prior) → Softmax
 
-The pad row of logp is all zeros, so padding never changes a score. Alpha (Laplace/Lidstone
-smoothing) is chosen on the Sentiment140 validation split.
+The pad row of logp is all zeros, so padding never changes a score. Trained on the human-labelled
+pool (training/pool.py), optionally plus N Sentiment140 tweets (`--s140 N`). Alpha (Laplace/Lidstone
+smoothing) is chosen on the pool's early-stop part, and a temperature is fitted there too (NB's
+probabilities are far too sure of themselves); the threshold is the cost-based one.
 
-Run: python -m training.nb [--data-dir DIR] [--version V]
+Run: python -m training.nb [--data-dir DIR] [--version V] [--s140 N]
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from . import common, wordtok
-from .data import load_dataset, tweeteval_val_parts
+from .data import default_data_dir, load_dataset
 
 NAME = "naive-bayes"
 MAX_TOKENS = 128
-ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+ALPHAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 
 def count_matrix(ids: list[list[int]], labels: list[int], vocab_size: int) -> np.ndarray:
@@ -83,7 +85,8 @@ def export_onnx(logp: np.ndarray, prior: np.ndarray, path: Path) -> None:
 
 
 def train(train, val, *, out_dir: Path, version: str, data_desc: str, extra_params: dict | None = None,
-          select=None, min_frequency: int = 2) -> dict:
+          min_frequency: int = 2, data_info: dict | None = None, miss_cost: float = common.MISS_COST) -> dict:
+    """Fits on `train`; `val` (the pool's early-stop part) chooses alpha and fits the temperature."""
     from tqdm import tqdm
 
     mlflow = common.setup_mlflow()
@@ -96,13 +99,15 @@ def train(train, val, *, out_dir: Path, version: str, data_desc: str, extra_para
         counts = count_matrix(train_ids, train.labels, vocab)
         mlflow.log_params({"model": NAME, "version": version, "vocab_size": vocab, "min_frequency": min_frequency,
                            "max_tokens": MAX_TOKENS, "train_rows": len(train), "val_rows": len(val),
-                           **(extra_params or {})})
+                           "miss_cost": miss_cost, **(extra_params or {})})
+        if data_info is not None:
+            common.log_provenance(mlflow, data_info)
         best = None
         for step, alpha in enumerate(tqdm(ALPHAS, desc="alpha")):
             logp, prior = log_probs(counts, train.labels, alpha)
             m = common.classification_metrics(val.labels, p_positive(logp, prior, val_ids))
             mlflow.log_metrics({"val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "alpha": alpha}, step=step)
-            if best is None or m["accuracy"] > best[1]["accuracy"]:
+            if best is None or m["macro_f1"] > best[1]["macro_f1"]:
                 best = (alpha, m)
         alpha, _ = best
         logp, prior = log_probs(counts, train.labels, alpha)
@@ -113,24 +118,30 @@ def train(train, val, *, out_dir: Path, version: str, data_desc: str, extra_para
         tok.save(str(version_dir / "tokenizer.json"))
         export_onnx(logp, prior, version_dir / "model.onnx")
         (version_dir / "manifest.json").write_text(json.dumps(_stub(version)))
-        scorer = common.OnnxScorer(version_dir)
-        p_val = scorer.score(val.texts)
-        vm = common.classification_metrics(val.labels, p_val)
+        # Calibration from the exported file, scored as the server scores it (T = 1 first).
+        p_raw = common.OnnxScorer(version_dir).score(val.texts)
+        temperature = common.fit_temperature(val.labels, common.margin(p_raw))
+        threshold = common.cost_threshold(miss_cost)
+        (version_dir / "manifest.json").write_text(json.dumps({**_stub(version), "temperature": temperature}))
+        p_val = common.OnnxScorer(version_dir).score(val.texts)
+        vm = common.classification_metrics(val.labels, p_val, threshold=threshold)
         metrics = {"val_accuracy": round(vm["accuracy"], 4), "val_f1": round(vm["macro_f1"], 4),
-                   "val_roc_auc": round(vm["roc_auc"], 4), "alpha": alpha, "train_wall_seconds": round(train_seconds, 2)}
-        if select is not None:
-            sm = common.classification_metrics(select.labels, scorer.score(select.texts))
-            metrics["tweeteval_select_macro_f1"] = round(sm["macro_f1"], 4)
-            metrics["tweeteval_select_accuracy"] = round(sm["accuracy"], 4)
+                   "val_roc_auc": round(vm["roc_auc"], 4), "val_negative_recall": round(vm["negative_recall"], 4),
+                   "val_ece_before": round(common.expected_calibration_error(val.labels, p_raw), 4),
+                   "val_ece_after": round(common.expected_calibration_error(val.labels, p_val), 4),
+                   "alpha": alpha, "train_wall_seconds": round(train_seconds, 2)}
         size = (version_dir / "model.onnx").stat().st_size
         mlflow.log_params({"alpha": alpha})
         mlflow.log_metrics({"train_wall_seconds": train_seconds, "model_bytes": size, "final_val_accuracy": vm["accuracy"],
-                            "final_val_macro_f1": vm["macro_f1"], "final_val_roc_auc": vm["roc_auc"]})
+                            "final_val_macro_f1": vm["macro_f1"], "final_val_roc_auc": vm["roc_auc"],
+                            "temperature": temperature, "threshold": threshold,
+                            "val_ece_before": metrics["val_ece_before"], "val_ece_after": metrics["val_ece_after"]})
         manifest = common.write_manifest(
             version_dir, name=NAME, version=version, kind="naive-bayes",
             inputs={"input_ids": "input_ids", "attention_mask": None, "token_type_ids": None},
-            output={"name": "probabilities", "kind": "probability"}, max_tokens=MAX_TOKENS, threshold=0.5,
-            mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics, reference_scores=common.histogram10(p_val))
+            output={"name": "probabilities", "kind": "probability"}, max_tokens=MAX_TOKENS, threshold=threshold,
+            temperature=temperature, mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics,
+            reference_scores=common.histogram10(p_val))
         mlflow.log_artifacts(str(version_dir), "model")
         return manifest
 
@@ -142,21 +153,34 @@ def _stub(version: str) -> dict:
 
 
 def main(argv=None) -> int:
+    from .pool import load_pool, with_sentiment140
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", default=str(common.MODELS_DIR))
     parser.add_argument("--version", default=common.DEFAULT_VERSION)
+    parser.add_argument("--s140", type=int, default=0, help="Sentiment140 tweets added to the human pool (0: none)")
+    parser.add_argument("--miss-cost", type=float, default=common.MISS_COST)
+    parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
-    ds = load_dataset(args.data_dir)
-    _, select = tweeteval_val_parts(args.data_dir)
-    desc = (f"sentiment140-100k train split {len(ds.train)} rows (100 %), sha256 {ds.info['sha256']['train'][:16]}; "
-            f"alpha chosen on val split {len(ds.val)} rows")
-    manifest = train(ds.train, ds.val, out_dir=Path(args.out_dir), version=args.version, data_desc=desc,
-                     extra_params={"data_share": 1.0, "split_sha256_train": ds.info["sha256"]["train"],
-                                   "split_sha256_val": ds.info["sha256"]["val"],
-                                   "split_sha256_test": ds.info["sha256"]["test"]},
-                     select=select)
-    print(json.dumps(manifest["training"], indent=2))
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    pool = load_pool(data_dir)
+    train_split = pool.train
+    info = dict(pool.info)
+    if args.s140:
+        s140 = load_dataset(data_dir)
+        train_split = with_sentiment140(pool.train, s140.train, args.s140, args.seed)
+        info = {**info, "sentiment140": {"n": args.s140, "split_sha256_train": s140.info["sha256"]["train"]},
+                "sha256": {**info["sha256"], "train_with_s140": train_split.sha256()}}
+    desc = (f"human-labelled pool {len(pool.train)} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
+            f"{f', plus {len(train_split) - len(pool.train)} Sentiment140' if args.s140 else ''}); alpha and "
+            f"temperature on its {len(pool.early_stop)}-tweet early-stop part")
+    manifest = train(train_split, pool.early_stop, out_dir=Path(args.out_dir), version=args.version, data_desc=desc,
+                     extra_params={"s140": args.s140, "train_rows_pool": len(pool.train),
+                                   "pool_sha256": pool.info["sha256"]["pool"]},
+                     data_info=info, miss_cost=args.miss_cost)
+    print(json.dumps({**manifest["training"], "temperature": manifest["temperature"],
+                      "threshold": manifest["threshold"]}, indent=2))
     return 0
 
 
