@@ -40,7 +40,9 @@ CHAMPION_RULE = (
     "set (human labels, never trained on: the pool drops every tweet matching it) among versions whose p95 latency "
     f"per tweet at batch 1 is at most {LATENCY_BUDGET_MS:g} ms in the Rust server (onnxruntime's batch-1 p95 stands "
     "in when the Rust figure is missing) and whose behaviour-suite pass rate is not below that of the champion in "
-    "place before this comparison ran. Ties go to the smaller file. TweetEval test is reported, never used to choose."
+    "place before this comparison ran. A version trained on any part of TweetEval val (its manifest's training data "
+    "says so) cannot be chosen: its val score is not a fair one. Ties go to the smaller file. TweetEval test is "
+    "reported, never used to choose."
 )
 
 
@@ -140,14 +142,20 @@ def p95(row: dict) -> float:
 def pick_champion(rows: list[dict], previous: dict | None = None) -> dict | None:
     """The rule in CHAMPION_RULE. `previous` is the champion row in place before (None: no behaviour floor)."""
     floor = previous["behaviour"]["overall"]["pass_rate"] if previous and previous.get("behaviour") else None
-    eligible = [r for r in rows if p95(r) <= LATENCY_BUDGET_MS
+    eligible = [r for r in rows if p95(r) <= LATENCY_BUDGET_MS and not r.get("trained_on_tweeteval_val")
                 and (floor is None or r["behaviour"]["overall"]["pass_rate"] >= floor)]
     if not eligible:
         return None
     return max(eligible, key=lambda r: (round(r["tweeteval_val"]["macro_f1"], 4), -r["file_bytes"]))
 
 
+def trained_on_tweeteval_val(data_desc: str) -> bool:
+    return "tweeteval val" in data_desc.lower()
+
+
 def refusal_reason(row: dict, previous: dict | None) -> str | None:
+    if row.get("trained_on_tweeteval_val"):
+        return "trained on part of TweetEval val, so its val score cannot choose it"
     if p95(row) > LATENCY_BUDGET_MS:
         return f"p95 latency {p95(row):.1f} ms > {LATENCY_BUDGET_MS:g} ms"
     if previous and previous.get("behaviour"):
@@ -377,6 +385,31 @@ def log_to_mlflow(report: dict, files: list[Path]) -> str | None:
         return None
 
 
+def finish(report: dict, models_dir: Path, champion_dir: Path, mlflow: bool) -> None:
+    """Applies the champion rule to the report's rows, then writes every output."""
+    rows = report["models"]
+    prev = report.get("previous_champion")
+    for r in rows:
+        r["trained_on_tweeteval_val"] = trained_on_tweeteval_val(r["data"]) or r.get("trained_on_tweeteval_val", False)
+    prev_row = next((r for r in rows if prev and (r["name"], r["version"]) == (prev.get("name"), prev.get("version"))),
+                    None)
+    champion = pick_champion(rows, prev_row)
+    report["champion_rule"] = CHAMPION_RULE
+    report["previous_champion_behaviour"] = prev_row["behaviour"]["overall"]["pass_rate"] if prev_row else None
+    report["refused"] = {r["id"]: why for r in rows if (why := refusal_reason(r, prev_row))}
+    report["champion"] = {"name": champion["name"], "version": champion["version"]} if champion else None
+    svg = models_dir / "reliability.svg"
+    svg.write_text(reliability_svg([(r["id"], r["reliability_val"]) for r in rows],
+                                   "Reliability on TweetEval val (binary): observed share of positives per score bin"))
+    (models_dir / "COMPARISON.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (models_dir / "COMPARISON.md").write_text(render_markdown(report))
+    if champion:
+        (champion_dir / "champion.json").write_text(json.dumps(report["champion"]) + "\n")
+    if mlflow:
+        run_id = log_to_mlflow(report, [models_dir / "COMPARISON.json", models_dir / "COMPARISON.md", svg])
+        print(json.dumps({"mlflow_run_id": run_id}))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
@@ -387,7 +420,8 @@ def main(argv=None) -> int:
     parser.add_argument("--suite", default=str(behaviour.SUITE_PATH))
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--render-only", action="store_true",
-                        help="rewrite COMPARISON.md from COMPARISON.json without scoring anything")
+                        help="rewrite COMPARISON.md, champion.json and the SVG from COMPARISON.json, applying the current "
+                             "champion rule to its figures, without scoring anything")
     args = parser.parse_args(argv)
     models_dir = Path(args.models_dir)
     if args.render_only:
@@ -395,8 +429,7 @@ def main(argv=None) -> int:
         report = json.loads(path.read_text())
         vader = next(b for b in report["baselines"] if b["name"] == "vader")
         report["weaknesses"] = weaknesses(report["models"], vader)
-        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-        (models_dir / "COMPARISON.md").write_text(render_markdown(report))
+        finish(report, models_dir, Path(args.champion_out) if args.champion_out else models_dir, not args.no_mlflow)
         return 0
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
@@ -418,7 +451,8 @@ def main(argv=None) -> int:
         row = {"id": f"{man['name']}/{man['version']}", "name": man["name"], "version": man["version"],
                "kind": man["kind"], "file_bytes": (vdir / "model.onnx").stat().st_size,
                "train_wall_seconds": man["training"]["metrics"].get("train_wall_seconds"),
-               "data": man["training"]["data"].split(";")[0], "threshold": threshold, "temperature": temperature}
+               "data": man["training"]["data"].split(";")[0], "threshold": threshold, "temperature": temperature,
+               "trained_on_tweeteval_val": trained_on_tweeteval_val(man["training"]["data"])}
         for key, split in sets.items():
             p = scorer.score(split.texts, progress=True)
             row[key] = rounded(common.classification_metrics(split.labels, p, threshold))
@@ -457,10 +491,6 @@ def main(argv=None) -> int:
             vader["tweeteval_val_macro_f1_ci"] = bootstrap_macro_f1(split.labels, (p >= 0.5).astype(int))
     vader["behaviour"] = behaviour.evaluate(vader_scores, 0.5, suite)
 
-    prev_row = next((r for r in rows if prev and (r["name"], r["version"]) == (prev.get("name"), prev.get("version"))),
-                    None)
-    champion = pick_champion(rows, prev_row)
-    refused = {r["id"]: why for r in rows if (why := refusal_reason(r, prev_row))}
     report = {
         "generated_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "data": {"tweeteval_val_rows": len(te_val),
@@ -475,23 +505,11 @@ def main(argv=None) -> int:
         "rust_latency_rows": RUST_LATENCY_ROWS if rust_available else 0,
         "latency_budget_ms": LATENCY_BUDGET_MS, "champion_rule": CHAMPION_RULE,
         "previous_champion": prev,
-        "previous_champion_behaviour": prev_row["behaviour"]["overall"]["pass_rate"] if prev_row else None,
-        "refused": refused,
-        "champion": {"name": champion["name"], "version": champion["version"]} if champion else None,
         "hard_cases": HARD_CASES,
         "weaknesses": weaknesses(rows, vader),
     }
-    svg = models_dir / "reliability.svg"
-    svg.write_text(reliability_svg([(r["id"], r["reliability_val"]) for r in rows],
-                                   "Reliability on TweetEval val (binary): observed share of positives per score bin"))
-    (models_dir / "COMPARISON.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    (models_dir / "COMPARISON.md").write_text(render_markdown(report))
-    if champion:
-        champion_path.write_text(json.dumps(report["champion"]) + "\n")
-    if not args.no_mlflow:
-        run_id = log_to_mlflow(report, [models_dir / "COMPARISON.json", models_dir / "COMPARISON.md", svg])
-        print(json.dumps({"mlflow_run_id": run_id}))
-    print(json.dumps({"champion": report["champion"], "refused": refused}))
+    finish(report, models_dir, champion_path.parent, not args.no_mlflow)
+    print(json.dumps({"champion": report["champion"], "refused": report["refused"]}))
     return 0
 
 

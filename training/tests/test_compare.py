@@ -75,3 +75,12 @@ def test_temperature_calibration_and_ece():
     assert after < before / 2
     assert common.cost_threshold(2.0) == 0.6667
     assert np.allclose(common.to_p_pos(np.array([[0.0, 2.0]]), "logits", 2.0), common.sigmoid(1.0))
+
+
+def test_champion_rule_skips_versions_trained_on_tweeteval_val():
+    contaminated = {**_row("old-minilm", 0.95, 1.0), "trained_on_tweeteval_val": True}
+    clean = _row("new", 0.85, 1.0)
+    assert compare.pick_champion([contaminated, clean])["name"] == "new"
+    assert "TweetEval val" in compare.refusal_reason(contaminated, None)
+    assert compare.trained_on_tweeteval_val("sentiment140 slice + TweetEval val tune part 791")
+    assert not compare.trained_on_tweeteval_val("human-labelled pool 34751 tweets")
