@@ -28,10 +28,10 @@ use time::OffsetDateTime;
 
 use super::connection_string::{parse_endpoint, ConnectionString};
 use super::sas::{redact, sign_account_sas, AccountSas};
+use super::Credential;
 use super::{
     validate_blob_name, Blob, BlobInfo, BlobStore, ETag, StoreError, StoreResult, WriteCondition,
 };
-use crate::config::CredentialKind;
 
 const SAS_LIFETIME: time::Duration = time::Duration::hours(1);
 /// Re-sign when less than this is left, so that no request carries a SAS about to expire.
@@ -83,15 +83,15 @@ impl AzureStore {
 
     pub fn with_credential(
         account_url: &str,
-        kind: CredentialKind,
+        kind: Credential,
         timeout: Duration,
     ) -> StoreResult<Self> {
         let endpoint = parse_endpoint(account_url)?;
         let credential: Arc<dyn TokenCredential> = match kind {
-            CredentialKind::ManagedIdentity => {
+            Credential::ManagedIdentity => {
                 azure_identity::ManagedIdentityCredential::new(None).map_err(config_error)?
             }
-            CredentialKind::DeveloperTools => {
+            Credential::DeveloperTools => {
                 azure_identity::DeveloperToolsCredential::new(None).map_err(config_error)?
             }
         };
@@ -201,7 +201,39 @@ fn is_container_missing(e: &azure_core::Error) -> bool {
 
 /// Maps SDK errors onto the store's, with any SAS signature removed from the text.
 fn map_error(e: azure_core::Error) -> StoreError {
-    StoreError::Unavailable(redact(&e.to_string()))
+    if e.http_status().is_some() || never_sent(&e) {
+        // The service answered and refused, or the request never left: nothing was done.
+        StoreError::Unavailable(redact(&e.to_string()))
+    } else {
+        // No answer (timeout, connection lost mid-request): it may have reached the service.
+        StoreError::Uncertain(redact(&e.to_string()))
+    }
+}
+
+/// Whether the request failed before a byte of it could reach the service: no connection was
+/// made (refused, unreachable, name not resolved).
+fn never_sent(e: &azure_core::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(http) = err.downcast_ref::<reqwest::Error>() {
+            if http.is_connect() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            ) {
+                return true;
+            }
+        }
+        source = err.source();
+    }
+    false
 }
 
 fn map_blob_error(e: azure_core::Error, container: &str, name: &str) -> StoreError {
@@ -380,5 +412,16 @@ impl BlobStore for AzureStore {
             Auth::Credential(_) => "Entra ID credential",
         };
         format!("azure blob {} ({auth})", self.endpoint)
+    }
+
+    fn kind(&self) -> &'static str {
+        "azure blob"
+    }
+
+    fn locate(&self, container: &str, name: &str) -> String {
+        format!(
+            "{}/{container}/{name}",
+            self.endpoint.as_str().trim_end_matches('/')
+        )
     }
 }

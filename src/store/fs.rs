@@ -47,9 +47,62 @@ impl FsStore {
         })
     }
 
+    /// The blob's file. Every component below the container's folder must be a plain folder or
+    /// file: a symbolic link could lead a read or a write out of the store.
     fn path(&self, container: &str, name: &str) -> StoreResult<PathBuf> {
         validate_blob_name(name)?;
-        Ok(self.container_dir(container)?.join(name))
+        let root = self.container_dir(container)?;
+        let mut path = root.clone();
+        for segment in name.split('/') {
+            path.push(segment);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(StoreError::InvalidName(name.to_owned()));
+            }
+        }
+        Ok(path)
+    }
+
+    /// The container's lock file, taken around a conditional write so that the check and the
+    /// rename are one step for every process sharing the folder, not only for this one.
+    fn lock_file(&self, container: &str) -> StoreResult<PathBuf> {
+        Ok(self.container_dir(container)?.join(".write.lock"))
+    }
+}
+
+/// Holds an exclusive `flock` on a file until dropped.
+struct FileLock(std::fs::File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| io_error(path, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock only reads the descriptor, which `file` keeps open.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(io_error(path, std::io::Error::last_os_error()));
+            }
+        }
+        Ok(Self(file))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: as in `acquire`; closing the file would release the lock as well.
+            unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        }
     }
 }
 
@@ -141,9 +194,13 @@ impl BlobStore for FsStore {
         condition: WriteCondition,
     ) -> StoreResult<ETag> {
         let path = self.path(container, name)?;
+        let lock = (!matches!(condition, WriteCondition::Always))
+            .then(|| self.lock_file(container))
+            .transpose()?;
         let (c, n) = (container.to_owned(), name.to_owned());
         let _guard = self.write_lock.lock().await;
         blocking(move || {
+            let _other_processes = lock.as_deref().map(FileLock::acquire).transpose()?;
             let current = read_existing(&path, &c, &n)?.map(|b| etag_of(&b));
             let allowed = match (&condition, &current) {
                 (WriteCondition::Always, _) => true,
@@ -186,9 +243,20 @@ impl BlobStore for FsStore {
                 .append(true)
                 .open(&path)
                 .map_err(|e| io_error(&path, e))?;
-            file.write_all(&bytes).map_err(|e| io_error(&path, e))?;
-            // Acknowledged means on disk.
-            file.sync_data().map_err(|e| io_error(&path, e))
+            // An append is all or nothing, as an Azure append block is: a write that fails half
+            // way (disk full) is cut back, so no torn line is left for a reader or a retry to
+            // glue onto.
+            let before = file.metadata().map_err(|e| io_error(&path, e))?.len();
+            let written = file
+                .write_all(&bytes)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io_error(&path, e));
+            if written.is_err() {
+                if let Err(e) = file.set_len(before).and_then(|()| file.sync_data()) {
+                    tracing::error!(path = %path.display(), error = %e, "could not cut back a failed append");
+                }
+            }
+            written
         })
         .await
     }
@@ -241,6 +309,17 @@ impl BlobStore for FsStore {
             self.models_dir.display()
         )
     }
+
+    fn kind(&self) -> &'static str {
+        "local folder"
+    }
+
+    fn locate(&self, container: &str, name: &str) -> String {
+        match self.path(container, name) {
+            Ok(path) => path.display().to_string(),
+            Err(_) => format!("{container}/{name}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +328,74 @@ mod tests {
 
     fn store(dir: &Path) -> FsStore {
         FsStore::new(dir.join("data"), dir.join("models"), "models".into())
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn symbolic_links_cannot_lead_out_of_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path());
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.json"), b"{}").unwrap();
+        std::fs::create_dir_all(dir.path().join("models")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("models").join("lstm")).unwrap();
+        assert!(matches!(
+            store.get("models", "lstm/secret.json").await,
+            Err(StoreError::InvalidName(_))
+        ));
+        assert!(matches!(
+            store
+                .put(
+                    "models",
+                    "lstm/new.json",
+                    Bytes::from_static(b"x"),
+                    WriteCondition::Always
+                )
+                .await,
+            Err(StoreError::InvalidName(_))
+        ));
+        assert!(!outside.join("new.json").exists());
+    }
+
+    /// Two stores on one folder stand for two processes: each has its own in-process lock, so
+    /// only the file lock keeps their conditional writes from both succeeding.
+    #[tokio::test]
+    async fn conditional_writes_from_two_processes_never_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            std::sync::Arc::new(store(dir.path())),
+            std::sync::Arc::new(store(dir.path())),
+        );
+        a.put(
+            "reports",
+            "c.json",
+            Bytes::from_static(b"0"),
+            WriteCondition::Always,
+        )
+        .await
+        .unwrap();
+        for round in 0..30u32 {
+            let etag = a.etag("reports", "c.json").await.unwrap().unwrap();
+            let write = |s: std::sync::Arc<FsStore>, who: &'static str| {
+                let etag = etag.clone();
+                tokio::spawn(async move {
+                    s.put(
+                        "reports",
+                        "c.json",
+                        Bytes::from(format!("{round}{who}")),
+                        WriteCondition::IfMatch(etag),
+                    )
+                    .await
+                })
+            };
+            let (ra, rb) = tokio::join!(write(a.clone(), "a"), write(b.clone(), "b"));
+            let won = [ra.unwrap(), rb.unwrap()]
+                .iter()
+                .filter(|r| r.is_ok())
+                .count();
+            assert_eq!(won, 1, "round {round}: exactly one conditional write wins");
+        }
     }
 
     #[tokio::test]

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::config::StoreArgs;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// An opaque version tag of a blob's content, compared for equality only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -64,6 +65,10 @@ pub enum StoreError {
     InvalidName(String),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The call got no answer (a timeout, a connection lost mid-request): the operation may or
+    /// may not have taken effect.
+    #[error("storage did not answer, the operation may or may not have taken effect: {0}")]
+    Uncertain(String),
     #[error("storage configuration: {0}")]
     Config(String),
 }
@@ -98,8 +103,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Lists blobs whose names start with `prefix`, sorted by name.
     async fn list(&self, container: &str, prefix: &str) -> StoreResult<Vec<BlobInfo>>;
 
-    /// A short description for logs and `/api/health`, without secrets.
+    /// A short description for the operator's logs, without secrets.
     fn describe(&self) -> String;
+
+    /// What kind of store this is, for anonymous callers: no paths, no endpoint.
+    fn kind(&self) -> &'static str;
+
+    /// Where a person finds a blob: a file path for the local store, a URL for Azure.
+    fn locate(&self, container: &str, name: &str) -> String;
 }
 
 /// Rejects names that could escape a container on the local store or confuse the Azure URL
@@ -120,27 +131,72 @@ pub fn validate_blob_name(name: &str) -> StoreResult<()> {
     }
 }
 
+/// Which Entra ID credential the Azure store uses with an account URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// The app's managed identity (in Azure).
+    ManagedIdentity,
+    /// The Azure CLI or Azure Developer CLI login.
+    DeveloperTools,
+}
+
+/// Where blobs live, as plain values. The command line builds it from flags and environment.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// An Azure Storage connection string (Azurite's, or one with an account key).
+    pub connection_string: Option<String>,
+    /// A blob service URL, used with `credential` when there is no connection string.
+    pub account_url: Option<String>,
+    pub credential: Credential,
+    /// Local store: the folder holding every container but the models one…
+    pub data_dir: PathBuf,
+    /// …the folder serving as the models container…
+    pub models_dir: PathBuf,
+    /// …and that container's name.
+    pub models_container: String,
+    /// Upper bound on one storage operation, retries included.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for StoreConfig {
+    /// The connection string may hold an account key: never shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field(
+                "connection_string",
+                &self.connection_string.as_ref().map(|_| "REDACTED"),
+            )
+            .field("account_url", &self.account_url)
+            .field("credential", &self.credential)
+            .field("data_dir", &self.data_dir)
+            .field("models_dir", &self.models_dir)
+            .field("models_container", &self.models_container)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 /// Builds the store the configuration asks for: a connection string first, then an account URL
 /// with an Entra ID credential, else the local folder.
-pub fn from_args(args: &StoreArgs) -> StoreResult<Arc<dyn BlobStore>> {
-    if let Some(connection_string) = args.storage_connection_string.as_deref() {
+pub fn open(config: &StoreConfig) -> StoreResult<Arc<dyn BlobStore>> {
+    let timeout = config.timeout.max(Duration::from_secs(1));
+    if let Some(connection_string) = config.connection_string.as_deref() {
         let parsed = connection_string::ConnectionString::parse(connection_string)?;
         return Ok(Arc::new(azure::AzureStore::with_account_key(
-            parsed,
-            args.storage_timeout(),
+            parsed, timeout,
         )?));
     }
-    if let Some(url) = args.storage_account_url.as_deref() {
+    if let Some(url) = config.account_url.as_deref() {
         return Ok(Arc::new(azure::AzureStore::with_credential(
             url,
-            args.azure_credential_kind,
-            args.storage_timeout(),
+            config.credential,
+            timeout,
         )?));
     }
     Ok(Arc::new(fs::FsStore::new(
-        args.data_dir.clone(),
-        args.models_dir.clone(),
-        args.models_container.clone(),
+        config.data_dir.clone(),
+        config.models_dir.clone(),
+        config.models_container.clone(),
     )))
 }
 
