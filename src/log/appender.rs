@@ -46,6 +46,8 @@ pub struct LogStatus {
 #[derive(Default)]
 struct Buffer {
     records: Vec<PredictionRecord>,
+    /// Records taken by the flush under way: still pending until their append succeeds.
+    in_flight: usize,
     oldest: Option<Instant>,
     appended: u64,
     dropped: u64,
@@ -142,7 +144,7 @@ impl PredictionLog {
     pub fn status(&self) -> LogStatus {
         let buffer = self.buffer.lock().expect("log buffer poisoned");
         LogStatus {
-            pending: buffer.records.len(),
+            pending: buffer.records.len() + buffer.in_flight,
             appended: buffer.appended,
             dropped: buffer.dropped,
             last_error: buffer.last_error.clone(),
@@ -156,7 +158,9 @@ impl PredictionLog {
         let taken = {
             let mut buffer = self.buffer.lock().expect("log buffer poisoned");
             buffer.oldest = None;
-            std::mem::take(&mut buffer.records)
+            let taken = std::mem::take(&mut buffer.records);
+            buffer.in_flight = taken.len();
+            taken
         };
         if taken.is_empty() {
             return Ok(());
@@ -170,6 +174,7 @@ impl PredictionLog {
                     .flat_map(|(_, r)| r.iter().cloned())
                     .collect();
                 let mut buffer = self.buffer.lock().expect("log buffer poisoned");
+                buffer.in_flight = 0;
                 let newer = std::mem::take(&mut buffer.records);
                 buffer.records = unstored;
                 buffer.records.extend(newer);
@@ -179,6 +184,7 @@ impl PredictionLog {
             }
             let mut buffer = self.buffer.lock().expect("log buffer poisoned");
             buffer.appended += records.len() as u64;
+            buffer.in_flight -= records.len();
             buffer.last_error = None;
         }
         Ok(())

@@ -5,11 +5,11 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::model::Sentiment;
 use crate::model::{ModelRef, Role};
-use crate::service::Sentiment;
 
 /// How much of a tweet's text is kept in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TextMode {
     /// The text as sent.
@@ -53,10 +53,44 @@ pub struct PredictionRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackRecord {
     pub v: u8,
+    /// The record's own id, so that a retried append is one logical record. Written by the
+    /// service; records from before it existed get the id derived from prediction and label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
     pub prediction_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub ts: OffsetDateTime,
     pub true_label: u8,
+}
+
+impl FeedbackRecord {
+    /// The record's id, as written or as derived.
+    pub fn id(&self) -> Uuid {
+        self.id
+            .unwrap_or_else(|| feedback_id(self.prediction_id, self.true_label, None))
+    }
+}
+
+/// A feedback record's id: from the caller's `Idempotency-Key` when there is one, else from the
+/// prediction and the label. The same request sent twice gets the same id, so the report counts it
+/// once however often it was appended.
+pub fn feedback_id(prediction_id: Uuid, true_label: u8, idempotency_key: Option<&str>) -> Uuid {
+    let mut hash = Sha256::new();
+    match idempotency_key {
+        Some(key) => {
+            hash.update(b"key\0");
+            hash.update(key.as_bytes());
+        }
+        None => {
+            hash.update(b"label\0");
+            hash.update(prediction_id.as_bytes());
+            hash.update([true_label]);
+        }
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 /// Serialises records as JSON Lines.
@@ -72,6 +106,37 @@ pub fn to_jsonl<T: Serialize>(records: &[T]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feedback_id_is_stable_per_request_and_differs_across_requests() {
+        let p = Uuid::from_u128(7);
+        assert_eq!(feedback_id(p, 1, None), feedback_id(p, 1, None));
+        assert_ne!(feedback_id(p, 1, None), feedback_id(p, 0, None));
+        assert_ne!(
+            feedback_id(p, 1, None),
+            feedback_id(Uuid::from_u128(8), 1, None)
+        );
+        assert_eq!(
+            feedback_id(p, 1, Some("k-1")),
+            feedback_id(Uuid::from_u128(9), 0, Some("k-1"))
+        );
+        assert_ne!(
+            feedback_id(p, 1, Some("k-1")),
+            feedback_id(p, 1, Some("k-2"))
+        );
+        let old = FeedbackRecord {
+            v: 1,
+            id: None,
+            prediction_id: p,
+            ts: time::macros::datetime!(2026-11-25 10:00:00 UTC),
+            true_label: 1,
+        };
+        assert_eq!(
+            old.id(),
+            feedback_id(p, 1, None),
+            "old records get the derived id"
+        );
+    }
 
     #[test]
     fn record_matches_the_documented_schema() {

@@ -96,6 +96,9 @@ pub struct FeedbackCounts {
     pub duplicate: u64,
     /// Feedback whose prediction never appeared within the horizon.
     pub unknown: u64,
+    /// The same feedback record read again (a retried request or append); counted once.
+    #[serde(default)]
+    pub repeated: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -118,8 +121,11 @@ pub struct State {
     pub feedback: FeedbackCounts,
     /// Lines that were not valid records (skipped, counted).
     pub invalid_lines: u64,
-    /// Prediction records seen twice in one read (a retried append), skipped.
+    /// Prediction records seen again (a retried append), in this run or an earlier one; skipped.
     pub duplicate_predictions: u64,
+    /// Feedback record id → its time, for the horizon: a record read twice counts once.
+    #[serde(default)]
+    pub feedback_seen: HashMap<Uuid, i64>,
     pub history: Vec<HistoryPoint>,
 }
 
@@ -174,19 +180,24 @@ impl State {
         }
     }
 
-    /// Counts one run's new prediction records. Within the run, a record seen twice (same id and
-    /// role: an append retried after a lost answer) is skipped.
+    /// Counts one run's new prediction records. A record seen before (same id and model: an
+    /// append retried after a lost answer), in this run or in an earlier one within the feedback
+    /// horizon, is skipped: the ids of that horizon are in the checkpoint already, as `pending`.
     pub fn add_predictions(&mut self, records: &[PredictionRecord], now: i64) {
         let run = self.runs + 1;
         let mut seen: HashSet<(Uuid, Role)> = HashSet::with_capacity(records.len());
         for record in records {
-            if !seen.insert((record.id, record.role)) {
+            let series = series_key(&record.model.name, &record.model.version, record.role);
+            let counted_before = self
+                .pending
+                .get(&record.id)
+                .is_some_and(|entries| entries.iter().any(|e| e.series == series));
+            if !seen.insert((record.id, record.role)) || counted_before {
                 self.duplicate_predictions += 1;
                 continue;
             }
-            let series = series_key(&record.model.name, &record.model.version, record.role);
             let ts = record.ts.unix_timestamp();
-            let positive = record.sentiment == crate::service::Sentiment::Positive;
+            let positive = record.sentiment == crate::model::Sentiment::Positive;
             let label = record.true_label.filter(|l| *l <= 1);
             self.ensure_series(&series);
             for tally in self.tallies_mut(&series, ts, now) {
@@ -212,7 +223,17 @@ impl State {
     pub fn add_feedback(&mut self, records: &[FeedbackRecord], now: i64) {
         let run = self.runs + 1;
         let mut waiting: Vec<(Uuid, Orphan)> = self.orphans.drain().collect();
-        waiting.extend(records.iter().filter(|r| r.true_label <= 1).map(|r| {
+        let mut fresh = Vec::with_capacity(records.len());
+        for record in records.iter().filter(|r| r.true_label <= 1) {
+            match self.feedback_seen.entry(record.id()) {
+                Entry::Occupied(_) => self.feedback.repeated += 1,
+                Entry::Vacant(slot) => {
+                    slot.insert(record.ts.unix_timestamp());
+                    fresh.push(record);
+                }
+            }
+        }
+        waiting.extend(fresh.into_iter().map(|r| {
             (
                 r.prediction_id,
                 Orphan {
@@ -264,6 +285,7 @@ impl State {
             entries.retain(|e| e.ts > horizon);
             !entries.is_empty()
         });
+        self.feedback_seen.retain(|_, ts| *ts > horizon);
         let before = self.orphans.len();
         self.orphans.retain(|_, o| o.ts > horizon);
         self.feedback.unknown += (before - self.orphans.len()) as u64;
@@ -293,7 +315,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::model::ModelRef;
-    use crate::service::Sentiment;
+    use crate::model::Sentiment;
     use time::OffsetDateTime;
 
     fn prediction(id: u128, ts: i64, score: f32, label: Option<u8>) -> PredictionRecord {
@@ -321,6 +343,7 @@ mod tests {
     fn feedback(id: u128, ts: i64, label: u8) -> FeedbackRecord {
         FeedbackRecord {
             v: 1,
+            id: None,
             prediction_id: Uuid::from_u128(id),
             ts: OffsetDateTime::from_unix_timestamp(ts).unwrap(),
             true_label: label,

@@ -66,29 +66,69 @@ fn table(out: &mut String, caption: &str, windows: &super::report::Windows) {
     out.push_str("</tbody></table>");
 }
 
-/// An SVG line chart of both series on a 0–1 scale.
+/// `MM-DD HH:MM` in UTC, for the time axis.
+fn axis_time(ts: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ts) {
+        Ok(t) => format!(
+            "{:02}-{:02} {:02}:{:02}",
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => "?".into(),
+    }
+}
+
+/// An SVG line chart of both series on a 0–1 scale, over a labelled UTC time axis.
 fn chart(history: &[HistoryPoint]) -> String {
-    let (width, height, pad) = (720.0, 240.0, 32.0);
+    let (width, height) = (720.0, 260.0);
+    // Room on the left for the value labels and below for the time labels and axis title.
+    let (left, right, top, bottom) = (40.0, 16.0, 12.0, 48.0);
+    let plot_w = width - left - right;
+    let plot_h = height - top - bottom;
     let mut svg = format!(
         "<svg role=\"img\" aria-label=\"macro-F1 and negative share over time\" viewBox=\"0 0 {width} {height}\" width=\"100%\">"
     );
     for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let y = height - pad - tick * (height - 2.0 * pad);
+        let y = top + (1.0 - tick) * plot_h;
         let _ = write!(
             svg,
-            "<line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"4\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\">{tick:.2}</text>",
-            width - pad,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\" text-anchor=\"end\">{tick:.2}</text>",
+            width - right,
+            left - 6.0,
             y + 4.0
         );
     }
+    let axis_y = top + plot_h;
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{axis_y:.1}\" y2=\"{axis_y:.1}\" stroke=\"#555\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\" text-anchor=\"middle\">time (UTC)</text>",
+        width - right,
+        left + plot_w / 2.0,
+        height - 6.0
+    );
     if history.len() >= 2 {
-        let (t0, t1) = (history[0].ts as f64, history[history.len() - 1].ts as f64);
-        let span = (t1 - t0).max(1.0);
+        let (t0, t1) = (history[0].ts, history[history.len() - 1].ts);
+        let span = ((t1 - t0) as f64).max(1.0);
+        let x_of = |ts: i64| left + (ts - t0) as f64 / span * plot_w;
+        for (k, anchor) in [(0, "start"), (1, "middle"), (2, "end")] {
+            let ts = t0 + (t1 - t0) * k / 2;
+            let x = x_of(ts);
+            let _ = write!(
+                svg,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{axis_y:.1}\" y2=\"{:.1}\" stroke=\"#555\"/>\
+                 <text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\" text-anchor=\"{anchor}\">{}</text>",
+                axis_y + 4.0,
+                axis_y + 17.0,
+                axis_time(ts)
+            );
+        }
         let point = |p: &HistoryPoint, v: f64| {
-            let x = pad + (p.ts as f64 - t0) / span * (width - 2.0 * pad);
-            let y = height - pad - v.clamp(0.0, 1.0) * (height - 2.0 * pad);
-            format!("{x:.1},{y:.1}")
+            let y = top + (1.0 - v.clamp(0.0, 1.0)) * plot_h;
+            format!("{:.1},{y:.1}", x_of(p.ts))
         };
         for (values, colour, name) in [
             (
@@ -115,10 +155,12 @@ fn chart(history: &[HistoryPoint]) -> String {
             );
         }
     } else {
+        // Centred in the plot, between grid lines, clear of every axis label.
         let _ = write!(
             svg,
-            "<text x=\"{pad}\" y=\"{:.1}\" font-size=\"13\" fill=\"#333\">The chart starts after the second report run.</text>",
-            height / 2.0
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" fill=\"#333\" text-anchor=\"middle\">The chart starts after the second report run.</text>",
+            left + plot_w / 2.0,
+            top + plot_h * 0.375 + 4.0
         );
     }
     svg.push_str("</svg>");
@@ -170,4 +212,37 @@ pub fn render(report: &Report) -> String {
         f.joined, f.late, f.duplicate, f.unknown, report.feedback_waiting, report.invalid_lines
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(ts: i64, f1: f64) -> HistoryPoint {
+        HistoryPoint {
+            ts,
+            macro_f1: Some(f1),
+            negative_share: Some(0.3),
+            predictions: 10,
+        }
+    }
+
+    #[test]
+    fn the_chart_has_a_labelled_time_axis() {
+        // 2026-11-25 10:00 UTC to 12:00 UTC.
+        let svg = chart(&[point(1_795_600_800, 0.7), point(1_795_608_000, 0.8)]);
+        assert!(svg.contains("time (UTC)"));
+        for label in ["11-25 10:00", "11-25 11:00", "11-25 12:00"] {
+            assert!(svg.contains(label), "{label} missing from {svg}");
+        }
+        assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+
+    #[test]
+    fn a_chart_without_history_says_so_and_still_names_its_axis() {
+        let svg = chart(&[point(1_795_600_800, 0.7)]);
+        assert!(svg.contains("starts after the second report run"));
+        assert!(svg.contains("time (UTC)"));
+        assert!(!svg.contains("<polyline"));
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::ModelError;
+use super::{ModelError, ModelRef};
 
 pub const MODEL_FILE: &str = "model.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
@@ -52,7 +52,14 @@ pub struct Manifest {
     pub inputs: Inputs,
     pub output: Output,
     pub max_tokens: usize,
+    /// `score ≥ threshold` is positive. Below 0.5 when a missed complaint costs more than a
+    /// false alarm.
     pub threshold: f32,
+    /// The score is `sigmoid(margin / temperature)`, where the margin is the model's
+    /// log P(positive) − log P(negative): a temperature fitted on validation makes the score a
+    /// calibrated probability. 1 leaves the model's own scores.
+    #[serde(default = "unit_temperature")]
+    pub temperature: f32,
     /// File name → `sha256:<hex>`.
     pub files: BTreeMap<String, String>,
     #[serde(default)]
@@ -60,6 +67,39 @@ pub struct Manifest {
     /// Ten-bin histogram of validation scores, the reference for drift.
     #[serde(default)]
     pub reference_scores: Vec<f64>,
+}
+
+fn unit_temperature() -> f32 {
+    1.0
+}
+
+/// The class a score stands for. Lives with the model, because only the model's manifest knows
+/// where the line between the two is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sentiment {
+    Positive,
+    Negative,
+}
+
+impl std::fmt::Display for Sentiment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad` so that width and alignment in format strings apply.
+        f.pad(match self {
+            Sentiment::Positive => "positive",
+            Sentiment::Negative => "negative",
+        })
+    }
+}
+
+impl Sentiment {
+    /// The true-label convention of the API and the log: 1 positive, 0 negative.
+    pub fn label(self) -> u8 {
+        match self {
+            Sentiment::Positive => 1,
+            Sentiment::Negative => 0,
+        }
+    }
 }
 
 /// A name or version is used as a blob path segment: keep it to a safe alphabet.
@@ -77,6 +117,23 @@ pub fn sha256_tag(bytes: &[u8]) -> String {
 }
 
 impl Manifest {
+    /// The one place a score becomes a class.
+    pub fn sentiment(&self, score: f32) -> Sentiment {
+        if score >= self.threshold {
+            Sentiment::Positive
+        } else {
+            Sentiment::Negative
+        }
+    }
+
+    /// The version this manifest describes, as pointers and records name it.
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef {
+            name: self.name.clone(),
+            version: self.version.clone(),
+        }
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Self, ModelError> {
         let manifest: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| ModelError::InvalidManifest(e.to_string()))?;
@@ -94,6 +151,12 @@ impl Manifest {
         }
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
             return invalid(format!("threshold {} is not in (0, 1)", self.threshold));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return invalid(format!(
+                "temperature {} is not a positive number",
+                self.temperature
+            ));
         }
         if self.max_tokens == 0 || self.max_tokens > 4096 {
             return invalid(format!("max_tokens {} is not in 1..=4096", self.max_tokens));
@@ -152,6 +215,9 @@ mod tests {
         let m = Manifest::parse(manifest_json(0.5, &digest).as_bytes()).unwrap();
         assert_eq!(m.kind, ModelKind::Lstm);
         m.verify(MODEL_FILE, b"abc").unwrap();
+        assert_eq!(m.temperature, 1.0, "an old manifest scores as before");
+        assert_eq!(m.sentiment(0.5), Sentiment::Positive);
+        assert_eq!(m.sentiment(0.49), Sentiment::Negative);
         assert!(matches!(
             m.verify(MODEL_FILE, b"abd"),
             Err(ModelError::ChecksumMismatch { .. })
@@ -163,6 +229,9 @@ mod tests {
         let digest = sha256_tag(b"abc");
         assert!(Manifest::parse(manifest_json(1.5, &digest).as_bytes()).is_err());
         assert!(Manifest::parse(manifest_json(0.5, "sha256:xyz").as_bytes()).is_err());
+        let frozen =
+            manifest_json(0.5, &digest).replace("\"threshold\"", "\"temperature\":0,\"threshold\"");
+        assert!(Manifest::parse(frozen.as_bytes()).is_err());
         let escaping =
             manifest_json(0.5, &digest).replace("\"lstm\",\"version\"", "\"../x\",\"version\"");
         assert!(Manifest::parse(escaping.as_bytes()).is_err());

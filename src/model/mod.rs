@@ -5,11 +5,15 @@ pub mod manifest;
 pub mod registry;
 pub mod scorer;
 
-pub use manifest::{Manifest, ModelKind, OutputKind};
+pub use manifest::{Manifest, ModelKind, OutputKind, Sentiment};
 pub use registry::{LoadedModel, ModelRef, Registry, Role};
 pub use scorer::Scorer;
 
 use crate::store::StoreError;
+
+/// Most texts one request may score at once: part of the API contract, and so part of what a
+/// model version must prove it serves before it is loaded.
+pub const MAX_BATCH: usize = 64;
 
 /// Errors of the model layer.
 #[derive(Debug, thiserror::Error)]

@@ -75,11 +75,7 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     pub fn model_ref(&self) -> ModelRef {
-        let m = self.scorer.manifest();
-        ModelRef {
-            name: m.name.clone(),
-            version: m.version.clone(),
-        }
+        self.scorer.manifest().model_ref()
     }
 }
 
@@ -193,7 +189,7 @@ impl Registry {
         match &outcome {
             // A storage hiccup is retried at the next poll; anything else is a verdict on this
             // pointer content, remembered until the pointer changes.
-            Err(ModelError::Store(StoreError::Unavailable(_))) => {}
+            Err(ModelError::Store(StoreError::Unavailable(_) | StoreError::Uncertain(_))) => {}
             Err(error) => {
                 tracing::error!(role = ?role, %error, "model version refused; the serving version is unchanged");
                 *slot.last_error.lock().expect("registry lock poisoned") = Some(error.to_string());

@@ -64,10 +64,33 @@ impl Scorer {
             feeds,
             one_at_a_time,
         };
-        // A graph that loads but cannot run (wrong output shape, op failing at run time) is refused
-        // here rather than on the first request.
-        scorer.score(&["loaded"])?;
+        scorer.prove_contract()?;
         Ok(scorer)
+    }
+
+    /// A graph that loads but cannot serve what the manifest and the API promise (a text at
+    /// `max_tokens`, a batch of `MAX_BATCH` texts, a sane output) is refused here, at load, rather
+    /// than on the request that finds out.
+    fn prove_contract(&self) -> Result<(), ModelError> {
+        let refuse = |what: &str, e: ModelError| {
+            ModelError::Inference(format!(
+                "the version cannot serve {what} as its manifest promises: {e}"
+            ))
+        };
+        self.score(&["loaded"])
+            .map_err(|e| refuse("a short text", e))?;
+        // Far more words than tokens allowed: the tokenizer truncates it to max_tokens.
+        let longest = "word ".repeat(self.manifest.max_tokens * 2 + 8);
+        self.score(&[longest.as_str()]).map_err(|e| {
+            refuse(
+                &format!("a text of max_tokens ({})", self.manifest.max_tokens),
+                e,
+            )
+        })?;
+        let batch = vec!["ok"; super::MAX_BATCH];
+        self.score(&batch)
+            .map_err(|e| refuse(&format!("a batch of {} texts", super::MAX_BATCH), e))?;
+        Ok(())
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -165,10 +188,10 @@ impl Scorer {
             }
         };
         let flat: Vec<f32> = view.iter().copied().collect();
-        let kind = self.manifest.output.kind;
+        let (kind, temperature) = (self.manifest.output.kind, self.manifest.temperature);
         let scores = flat
             .chunks(columns)
-            .map(|row| positive_probability(kind, row))
+            .map(|row| positive_probability(kind, temperature, row))
             .collect::<Vec<_>>();
         if let Some(bad) = scores
             .iter()
@@ -182,16 +205,19 @@ impl Scorer {
     }
 }
 
-/// P(positive) from one output row, as the manifest says the output is to be read.
-fn positive_probability(kind: OutputKind, row: &[f32]) -> f32 {
-    match (kind, row) {
-        (OutputKind::Probability, [p]) => *p,
-        (OutputKind::Probability, [_, p]) => *p,
-        (OutputKind::Logits, [z]) => 1.0 / (1.0 + (-z).exp()),
-        // Softmax over two logits is the sigmoid of their difference; stable for large logits.
-        (OutputKind::Logits, [neg, pos]) => 1.0 / (1.0 + (neg - pos).exp()),
-        _ => f32::NAN,
-    }
+/// P(positive) from one output row, as the manifest says the output is to be read:
+/// `sigmoid(margin / temperature)`, the margin being log P(positive) − log P(negative).
+fn positive_probability(kind: OutputKind, temperature: f32, row: &[f32]) -> f32 {
+    // Probabilities are clamped before the log, as the training side does, so 0 and 1 stay finite.
+    let log_p = |p: f32| (p as f64).clamp(1e-12, 1.0).ln();
+    let margin = match (kind, row) {
+        (OutputKind::Probability, [p]) => log_p(*p) - log_p(1.0 - *p),
+        (OutputKind::Probability, [neg, pos]) => log_p(*pos) - log_p(*neg),
+        (OutputKind::Logits, [z]) => *z as f64,
+        (OutputKind::Logits, [neg, pos]) => (*pos - *neg) as f64,
+        _ => return f32::NAN,
+    };
+    (1.0 / (1.0 + (-margin / temperature as f64).exp())) as f32
 }
 
 fn build_tokenizer(manifest: &Manifest, json: &[u8]) -> Result<Tokenizer, ModelError> {
@@ -317,19 +343,38 @@ mod tests {
 
     #[test]
     fn output_rows_become_positive_probabilities() {
-        assert_eq!(positive_probability(OutputKind::Probability, &[0.8]), 0.8);
-        assert_eq!(
-            positive_probability(OutputKind::Probability, &[0.3, 0.7]),
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        assert!(close(
+            positive_probability(OutputKind::Probability, 1.0, &[0.8]),
+            0.8
+        ));
+        assert!(close(
+            positive_probability(OutputKind::Probability, 1.0, &[0.3, 0.7]),
             0.7
-        );
-        assert!((positive_probability(OutputKind::Logits, &[0.0]) - 0.5).abs() < 1e-7);
-        let p = positive_probability(OutputKind::Logits, &[1.0, 3.0]);
-        let expected = 3f32.exp() / (1f32.exp() + 3f32.exp());
-        assert!((p - expected).abs() < 1e-6);
-        // No overflow for extreme logits.
+        ));
+        assert!(close(
+            positive_probability(OutputKind::Logits, 1.0, &[0.0]),
+            0.5
+        ));
+        let p = positive_probability(OutputKind::Logits, 1.0, &[1.0, 3.0]);
+        assert!(close(p, 3f32.exp() / (1f32.exp() + 3f32.exp())));
+        // No overflow for extreme logits or certain probabilities.
         assert_eq!(
-            positive_probability(OutputKind::Logits, &[-1000.0, 1000.0]),
+            positive_probability(OutputKind::Logits, 1.0, &[-1000.0, 1000.0]),
             1.0
         );
+        assert!(positive_probability(OutputKind::Probability, 1.0, &[1.0, 0.0]).is_finite());
+    }
+
+    #[test]
+    fn temperature_softens_the_margin_and_keeps_its_sign() {
+        // margin 2 at temperature 2 is margin 1 at temperature 1.
+        let soft = positive_probability(OutputKind::Logits, 2.0, &[0.0, 2.0]);
+        let plain = positive_probability(OutputKind::Logits, 1.0, &[0.0, 1.0]);
+        assert!((soft - plain).abs() < 1e-6);
+        let p = positive_probability(OutputKind::Probability, 0.5, &[0.2, 0.8]);
+        // sigmoid(ln(4) / 0.5) = 16 / 17
+        assert!((p - 16.0 / 17.0).abs() < 1e-6);
+        assert!(positive_probability(OutputKind::Logits, 3.0, &[1.0, -1.0]) < 0.5);
     }
 }

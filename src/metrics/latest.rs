@@ -1,17 +1,15 @@
-//! Read access to the metrics reports that the `metrics-report` timer writes to the reports
-//! container. Only the latest report is read here; writing belongs to the aggregation.
+//! Read access to the latest metrics report, which [`super::run`] writes to the reports
+//! container.
 
 use std::sync::Arc;
 
+use super::run::{LATEST_HTML, LATEST_JSON};
 use crate::store::{BlobStore, StoreError};
 
-/// Name of the latest report inside the reports container.
-pub const LATEST_REPORT: &str = "latest.json";
-
 #[derive(Debug, thiserror::Error)]
-pub enum ReportError {
+pub enum LatestReportError {
     #[error(
-        "no metrics report has been written yet; the metrics-report timer writes the first one"
+        "no metrics report has been written yet: run `tweet-sentiment report` (or wait for the metrics-report timer) to write the first one"
     )]
     NoReport,
     #[error("the latest report is not valid JSON: {0}")]
@@ -22,12 +20,12 @@ pub enum ReportError {
 
 /// The reports container, read-only.
 #[derive(Debug, Clone)]
-pub struct Reports {
+pub struct LatestReport {
     store: Arc<dyn BlobStore>,
     container: String,
 }
 
-impl Reports {
+impl LatestReport {
     pub fn new(store: Arc<dyn BlobStore>, container: impl Into<String>) -> Self {
         Self {
             store,
@@ -37,13 +35,23 @@ impl Reports {
 
     /// The latest report as written. It is parsed only to make sure callers get JSON: its fields
     /// belong to the aggregation and are passed through untouched.
-    pub async fn latest(&self) -> Result<serde_json::Value, ReportError> {
-        let blob = match self.store.get(&self.container, LATEST_REPORT).await {
+    pub async fn latest(&self) -> Result<serde_json::Value, LatestReportError> {
+        let blob = match self.store.get(&self.container, LATEST_JSON).await {
             Ok(blob) => blob,
-            Err(StoreError::NotFound { .. }) => return Err(ReportError::NoReport),
+            Err(StoreError::NotFound { .. }) => return Err(LatestReportError::NoReport),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_slice(&blob.bytes).map_err(|e| ReportError::Unreadable(e.to_string()))
+        serde_json::from_slice(&blob.bytes)
+            .map_err(|e| LatestReportError::Unreadable(e.to_string()))
+    }
+
+    /// The latest report as a page, as the run rendered it.
+    pub async fn latest_html(&self) -> Result<bytes::Bytes, LatestReportError> {
+        match self.store.get(&self.container, LATEST_HTML).await {
+            Ok(blob) => Ok(blob.bytes),
+            Err(StoreError::NotFound { .. }) => Err(LatestReportError::NoReport),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -53,26 +61,29 @@ mod tests {
     use crate::store::fs::FsStore;
     use crate::store::WriteCondition;
 
-    fn reports(dir: &std::path::Path) -> (Arc<dyn BlobStore>, Reports) {
+    fn reports(dir: &std::path::Path) -> (Arc<dyn BlobStore>, LatestReport) {
         let store: Arc<dyn BlobStore> = Arc::new(FsStore::new(
             dir.join("data"),
             dir.join("models"),
             "models".into(),
         ));
-        (store.clone(), Reports::new(store, "reports"))
+        (store.clone(), LatestReport::new(store, "reports"))
     }
 
     #[tokio::test]
     async fn latest_report_is_read_or_reported_missing() {
         let dir = tempfile::tempdir().unwrap();
         let (store, reports) = reports(dir.path());
-        assert!(matches!(reports.latest().await, Err(ReportError::NoReport)));
+        assert!(matches!(
+            reports.latest().await,
+            Err(LatestReportError::NoReport)
+        ));
 
         let report = serde_json::json!({"generated_at": "2026-11-25T10:00:00Z", "overall": {}});
         store
             .put(
                 "reports",
-                LATEST_REPORT,
+                LATEST_JSON,
                 serde_json::to_vec(&report).unwrap().into(),
                 WriteCondition::Always,
             )
@@ -83,7 +94,7 @@ mod tests {
         store
             .put(
                 "reports",
-                LATEST_REPORT,
+                LATEST_JSON,
                 bytes::Bytes::from_static(b"{truncated"),
                 WriteCondition::Always,
             )
@@ -91,7 +102,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             reports.latest().await,
-            Err(ReportError::Unreadable(_))
+            Err(LatestReportError::Unreadable(_))
         ));
     }
 }
