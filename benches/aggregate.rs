@@ -15,8 +15,8 @@ use tweet_sentiment::log::record::to_jsonl;
 use tweet_sentiment::log::{partition_blob, FeedbackRecord, PredictionRecord};
 use tweet_sentiment::log::{FEEDBACK_PREFIX, PREDICTIONS_PREFIX};
 use tweet_sentiment::metrics::{run_report, ReportConfig};
+use tweet_sentiment::model::Sentiment;
 use tweet_sentiment::model::{ModelRef, Role};
-use tweet_sentiment::service::Sentiment;
 use tweet_sentiment::store::azure::AzureStore;
 use tweet_sentiment::store::connection_string::ConnectionString;
 use tweet_sentiment::store::fs::FsStore;
@@ -98,6 +98,7 @@ async fn write_log(store: &dyn BlobStore, container: &str, total: usize, now: Of
             };
             FeedbackRecord {
                 v: 1,
+                id: None,
                 prediction_id: id,
                 ts: now,
                 true_label: u8::from(rng.unit() < 0.5),

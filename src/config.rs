@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::log::TextMode;
+use crate::store;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tweet-sentiment",
@@ -46,8 +49,40 @@ pub enum CredentialKind {
     DeveloperTools,
 }
 
+impl From<CredentialKind> for store::Credential {
+    fn from(kind: CredentialKind) -> Self {
+        match kind {
+            CredentialKind::ManagedIdentity => store::Credential::ManagedIdentity,
+            CredentialKind::DeveloperTools => store::Credential::DeveloperTools,
+        }
+    }
+}
+
+/// How much tweet text the prediction log keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogText {
+    /// The text as sent.
+    Full,
+    /// `sha256:<hex>` of the text: duplicates can be counted, the text cannot be read.
+    Sha256,
+    /// Nothing.
+    None,
+}
+
+impl From<LogText> for TextMode {
+    fn from(mode: LogText) -> Self {
+        match mode {
+            LogText::Full => TextMode::Full,
+            LogText::Sha256 => TextMode::Sha256,
+            LogText::None => TextMode::None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// `pretty` when stdout is a terminal (a person reading), `json` otherwise (the host, a pipe).
+    Auto,
     /// One JSON object per line, which the Functions host forwards to Application Insights.
     Json,
     /// Human-readable lines.
@@ -102,8 +137,21 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    pub fn storage_timeout(&self) -> Duration {
-        Duration::from_secs(self.storage_timeout_seconds.max(1))
+    pub fn store_config(&self) -> store::StoreConfig {
+        store::StoreConfig {
+            connection_string: self.storage_connection_string.clone(),
+            account_url: self.storage_account_url.clone(),
+            credential: self.azure_credential_kind.into(),
+            data_dir: self.data_dir.clone(),
+            models_dir: self.models_dir.clone(),
+            models_container: self.models_container.clone(),
+            timeout: Duration::from_secs(self.storage_timeout_seconds.max(1)),
+        }
+    }
+
+    /// The store these options point at.
+    pub fn open(&self) -> store::StoreResult<std::sync::Arc<dyn store::BlobStore>> {
+        store::open(&self.store_config())
     }
 }
 
@@ -117,6 +165,25 @@ pub struct ServeArgs {
     #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1")]
     pub bind_address: std::net::IpAddr,
 
+    /// Most connections open at once; a new one past this is closed at once. Raised toward the
+    /// process's file limit, which `serve` lifts to its hard maximum.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// A connection must send a whole request head within this many seconds.
+    #[arg(long, env = "HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+
+    /// A request body must arrive within this many seconds (408 otherwise).
+    #[arg(long, env = "BODY_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub body_timeout_seconds: u64,
+
+    /// On SIGTERM, requests in flight get this many seconds to finish before their connections
+    /// are dropped and the prediction log is flushed. Keep it, plus one storage timeout, below the
+    /// host's grace period.
+    #[arg(long, env = "SHUTDOWN_SECONDS", default_value_t = 5)]
+    pub shutdown_seconds: u64,
+
     /// How often to check `champion.json` for a new model version, in seconds.
     #[arg(long, env = "MODEL_POLL_SECONDS", default_value_t = 30)]
     pub model_poll_seconds: u64,
@@ -127,7 +194,7 @@ pub struct ServeArgs {
 
     /// How much tweet text the prediction log keeps.
     #[arg(long, env = "LOG_TEXT", value_enum, default_value = "full")]
-    pub log_text: crate::log::TextMode,
+    pub log_text: LogText,
 
     /// This instance's name in log blob names; each instance writes its own blobs. Defaults to
     /// a fresh id per process.
@@ -218,7 +285,7 @@ pub struct ReportArgs {
 #[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log line format on stdout.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
 }
 
@@ -309,4 +376,61 @@ pub struct PromoteArgs {
 
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option the binary reads from the environment, with its default.
+    fn env_options(command: &clap::Command, out: &mut Vec<(String, Option<String>)>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let default = arg
+                    .get_default_values()
+                    .first()
+                    .map(|v| v.to_string_lossy().into_owned());
+                out.push((env.to_string_lossy().into_owned(), default));
+            }
+        }
+        for sub in command.get_subcommands() {
+            env_options(sub, out);
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_option_with_its_default() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut options = Vec::new();
+        env_options(&Cli::command(), &mut options);
+        options.sort();
+        options.dedup();
+        assert!(options.len() > 25, "only {} options found", options.len());
+        let mut missing = Vec::new();
+        for (env, default) in &options {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{env}`")));
+            match (row, default) {
+                (None, _) => missing.push(format!("{env}: no row in the configuration table")),
+                (Some(row), Some(default)) => {
+                    let cell = row.split('|').nth(2).unwrap_or("").replace('`', "");
+                    if cell.trim() != default {
+                        missing.push(format!(
+                            "{env}: README says {:?}, the code {default:?}",
+                            cell.trim()
+                        ));
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "README configuration table:\n{}",
+            missing.join("\n")
+        );
+    }
 }

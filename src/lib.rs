@@ -4,25 +4,36 @@
 //!
 //! # Layout
 //!
-//! Dependencies point one way, from the top of this list to the bottom:
+//! Floors, top to bottom. A module uses only its own floor and those below it; `tests/floors.rs`
+//! fails on any import that climbs.
 //!
-//! - [`functions`]: the HTTP and host adapter. One file per Azure Function, the route registry
-//!   ([`functions::FUNCTIONS`]), the typed host protocol ([`functions::host`]) and the one table
-//!   mapping errors to status codes ([`functions::ApiError`]).
-//! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`, `report`).
-//! - [`service`]: the core. Validates input, scores off the async runtime, reports health.
-//! - [`reports`]: read access to the metrics reports (the latest one, for `GET /api/report`).
-//! - [`metrics`]: confusion matrix, precision, recall and F1; the aggregation of the log into
-//!   reports (checkpointed, incremental), the report page, the NCRONTAB schedule.
+//! ```text
+//!  main · commands · config · telemetry   the edge: clap, signals, process set-up
+//!                   │                     (only here do flags and environment exist)
+//!               functions                 HTTP and host adapter: one file per function, the
+//!                   │                     route registry, wire types, the one error → status
+//!                   │                     table, the server and its limits
+//!                service                  the core: validation, scoring off the runtime,
+//!                   │                     feedback, report runs, health; flat error kinds
+//!            metrics · log                the report (types, build, run, page) and the
+//!                   │                     prediction/feedback records and their appender
+//!                 model                   manifest and shared vocabulary (`Sentiment`,
+//!                   │                     `ModelRef`, score → class), scorer, registry
+//!                 store                   `BlobStore`: a local folder, or Azure Blob
+//! ```
+//!
+//! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`, `report`);
+//!   [`config`] turns flags and environment into the plain config structs of the floors below.
+//! - [`functions`]: [`functions::FUNCTIONS`] (the registry), [`functions::wire`] (request and
+//!   answer bodies), [`functions::ApiError`] (the one table), [`functions::serve`].
+//! - [`service`]: [`service::Service`], and [`service::ErrorKind`], all the HTTP layer looks at.
+//! - [`metrics`]: confusion matrix and F1, the checkpointed aggregation, the report.
 //! - [`log`]: prediction and feedback records, appended to hourly, per-instance blobs.
-//! - [`model`]: the model artifact (manifest, sha256 checks), the scorer (tokenizers → tract) and
-//!   the registry that hot-swaps the champion.
-//! - [`store`]: the [`store::BlobStore`] trait, with a local-folder and an Azure Blob implementation.
-//! - [`config`]: every option, each also an environment variable.
-//! - [`telemetry`]: JSON log lines on stdout.
+//! - [`model`]: the artifact contract, the scorer (tokenizers → tract), the hot-swap registry.
+//! - [`store`]: [`store::BlobStore`] and [`store::StoreConfig`].
 //!
-//! [`serve`] is the library's entry point for the server: it takes a bound listener and a
-//! shutdown signal, so tests bind port 0 and stop it at will.
+//! [`commands::serve::serve_on`] is the library's entry point for the server: it takes a bound
+//! listener and a shutdown future, so tests bind port 0 and stop it at will.
 
 pub mod commands;
 pub mod config;
@@ -30,9 +41,9 @@ pub mod functions;
 pub mod log;
 pub mod metrics;
 pub mod model;
-pub mod reports;
 pub mod service;
 pub mod store;
 pub mod telemetry;
 
-pub use functions::{serve, AppState};
+pub use commands::serve::serve_on;
+pub use functions::AppState;

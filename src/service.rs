@@ -11,14 +11,14 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::log::{FeedbackRecord, LogStatus, PredictionLog, PredictionRecord, TextMode};
-use crate::metrics::{AggregationError, Report, ReportConfig};
-use crate::model::{LoadedModel, ModelError, ModelRef, Registry, Role};
+use crate::metrics::{AggregationError, LatestReport, LatestReportError, Report, ReportConfig};
+use crate::model::{LoadedModel, ModelError, ModelRef, Registry, Role, Sentiment};
 use crate::store::{BlobStore, StoreError};
 
 /// Longest text accepted, in characters (Unicode scalar values).
 pub const MAX_TEXT_CHARS: usize = 5_000;
 /// Most texts in one batch request.
-pub const MAX_BATCH: usize = 64;
+pub use crate::model::MAX_BATCH;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -32,16 +32,59 @@ pub enum ServiceError {
     Storage(#[from] StoreError),
     #[error("metrics report failed: {0}")]
     Report(#[from] AggregationError),
+    #[error(transparent)]
+    LatestReport(#[from] LatestReportError),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Sentiment {
-    Positive,
-    Negative,
+/// What went wrong, flat: the HTTP layer maps each kind to a status without looking into the
+/// layers below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller's input breaks the API contract.
+    InvalidInput,
+    /// No model version is loaded.
+    NoModel,
+    /// The model failed on this input.
+    ScoringFailed,
+    /// Storage could not be reached or refused the operation: nothing was changed.
+    StorageUnavailable,
+    /// Storage did not answer: the write may or may not have taken effect.
+    StorageUncertain,
+    /// Another report run committed first.
+    ReportInProgress,
+    /// The report's checkpoint cannot be read.
+    CorruptCheckpoint,
+    /// No report has been written yet.
+    NoReport,
+    /// The latest report is not valid JSON.
+    ReportUnreadable,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl ServiceError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::InvalidInput(_) => ErrorKind::InvalidInput,
+            ServiceError::NoModel => ErrorKind::NoModel,
+            ServiceError::Scoring(_) => ErrorKind::ScoringFailed,
+            ServiceError::Storage(StoreError::Uncertain(_)) => ErrorKind::StorageUncertain,
+            ServiceError::Storage(_) => ErrorKind::StorageUnavailable,
+            ServiceError::Report(AggregationError::Store(_)) => ErrorKind::StorageUnavailable,
+            ServiceError::Report(AggregationError::ConcurrentRun) => ErrorKind::ReportInProgress,
+            ServiceError::Report(AggregationError::CorruptCheckpoint(_)) => {
+                ErrorKind::CorruptCheckpoint
+            }
+            ServiceError::LatestReport(LatestReportError::NoReport) => ErrorKind::NoReport,
+            ServiceError::LatestReport(LatestReportError::Unreadable(_)) => {
+                ErrorKind::ReportUnreadable
+            }
+            ServiceError::LatestReport(LatestReportError::Store(_)) => {
+                ErrorKind::StorageUnavailable
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Prediction {
     pub id: Uuid,
     /// P(positive).
@@ -94,6 +137,7 @@ pub struct Service {
     registry: Arc<Registry>,
     store: Arc<dyn BlobStore>,
     log: Arc<PredictionLog>,
+    latest_report: LatestReport,
     config: ServiceConfig,
     /// Bounds concurrent inferences to the cores we have: more would only queue inside the CPU.
     inference_slots: Arc<Semaphore>,
@@ -180,18 +224,14 @@ fn predictions_from(
     scores: Vec<f32>,
     latency_ms: f64,
 ) -> Vec<Prediction> {
-    let threshold = model.scorer.manifest().threshold;
-    let model_ref = model.model_ref();
+    let manifest = model.scorer.manifest();
+    let model_ref = manifest.model_ref();
     ids.iter()
         .zip(scores)
         .map(|(id, score)| Prediction {
             id: *id,
             score,
-            sentiment: if score >= threshold {
-                Sentiment::Positive
-            } else {
-                Sentiment::Negative
-            },
+            sentiment: manifest.sentiment(score),
             model: model_ref.clone(),
             latency_ms,
         })
@@ -232,6 +272,10 @@ impl Service {
         config: ServiceConfig,
     ) -> Self {
         Self {
+            latest_report: LatestReport::new(
+                store.clone(),
+                config.report.reports_container.clone(),
+            ),
             registry,
             store,
             log,
@@ -307,18 +351,33 @@ impl Service {
     }
 
     /// Stores the true label of an earlier prediction. Returns only once it is durably stored.
+    /// `idempotency_key`, when the caller sends one, names the request: the same key is stored
+    /// once however often it is retried. Without it, the prediction id and label name it.
     pub async fn feedback(
         &self,
         prediction_id: Uuid,
         true_label: u8,
+        idempotency_key: Option<&str>,
     ) -> Result<FeedbackRecord, ServiceError> {
         if true_label > 1 {
             return Err(ServiceError::InvalidInput(format!(
                 "true_label must be 0 (negative) or 1 (positive), got {true_label}"
             )));
         }
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(ServiceError::InvalidInput(
+                    "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                ));
+            }
+        }
         let record = FeedbackRecord {
             v: 1,
+            id: Some(crate::log::record::feedback_id(
+                prediction_id,
+                true_label,
+                idempotency_key,
+            )),
             prediction_id,
             ts: OffsetDateTime::now_utc(),
             true_label,
@@ -341,8 +400,18 @@ impl Service {
             OffsetDateTime::now_utc(),
         )
         .await?;
-        crate::metrics::report::log_summary(&report);
+        crate::metrics::log_summary(&report);
         Ok(report)
+    }
+
+    /// The latest report as written, for `GET /api/report`.
+    pub async fn latest_report(&self) -> Result<serde_json::Value, ServiceError> {
+        Ok(self.latest_report.latest().await?)
+    }
+
+    /// The latest report's page, for `GET /api/report.html`.
+    pub async fn latest_report_html(&self) -> Result<bytes::Bytes, ServiceError> {
+        Ok(self.latest_report.latest_html().await?)
     }
 
     pub fn log(&self) -> &Arc<PredictionLog> {
@@ -361,7 +430,7 @@ impl Service {
                 .map(status_of),
             last_model_error: self.registry.last_error(Role::Champion),
             uptime_seconds: self.started.elapsed().as_secs(),
-            store: self.store.describe(),
+            store: self.store.kind().to_owned(),
             log: self.log.status(),
         }
     }

@@ -1,5 +1,6 @@
 //! Logging: `tracing` to stdout. Under the Functions host stdout goes to Application Insights, so
-//! the default is one JSON object per line, carrying the span fields (the invocation id).
+//! there it is one JSON object per line, carrying the span fields (the invocation id); at a
+//! terminal it is readable text.
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,8 +12,15 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
+    let format = match format {
+        LogFormat::Auto if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            LogFormat::Pretty
+        }
+        LogFormat::Auto => LogFormat::Json,
+        chosen => chosen,
+    };
     let result = match format {
-        LogFormat::Json => builder
+        LogFormat::Auto | LogFormat::Json => builder
             .json()
             .with_current_span(true)
             .with_span_list(false)

@@ -140,6 +140,7 @@ async fn promote_hot_swap_and_refusal_of_a_corrupted_version() {
     );
     let r = client
         .post(handler.url("/api/predict"))
+        .header("content-type", "application/json")
         .body(r#"{"text":"I love this flight"}"#)
         .send()
         .await

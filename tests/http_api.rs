@@ -1,5 +1,6 @@
-//! The handler binary driven as the Functions host drives it: readiness on `/`, forwarded HTTP
-//! requests under `/api`, a timer envelope on `/<function>`, SIGTERM to stop. Local-folder store.
+//! The HTTP API: bodies, statuses and routes against the library's server run in-process, and the
+//! handler binary driven as the Functions host drives it (readiness on `/`, a timer envelope on
+//! `/<function>`, the invocation id in the log, SIGTERM to stop). Local-folder store.
 
 mod common;
 
@@ -8,26 +9,40 @@ use std::time::Duration;
 use common::Handler;
 use serde_json::{json, Value};
 
-struct Running {
-    handler: Handler,
+/// A server under test: in-process, or the binary as the host runs it.
+struct Running<S> {
+    server: S,
+    base: String,
     client: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
-async fn start() -> Running {
-    let api = common::start_local(|_| {}, &[]).await;
+async fn start() -> Running<common::InProcess> {
+    let server = common::InProcess::start(|_| {}, &[]).await;
     Running {
-        handler: api.handler,
-        client: api.client,
-        _dir: api.dir,
+        base: server.base.clone(),
+        client: server.client.clone(),
+        server,
     }
 }
 
-impl Running {
+async fn start_process() -> Running<common::LocalApi> {
+    let api = common::start_local(|_| {}, &[]).await;
+    Running {
+        base: api.handler.base.clone(),
+        client: api.client.clone(),
+        server: api,
+    }
+}
+
+impl<S> Running<S> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let response = self
             .client
-            .post(self.handler.url(path))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .header(
                 "x-azure-functions-invocationid",
@@ -193,14 +208,14 @@ async fn bad_bodies_get_clear_4xx_errors() {
 
 #[tokio::test]
 async fn routes_methods_and_the_timer_envelope() {
-    let mut api = start().await;
-    let health = common::get_json(&api.client, api.handler.url("/api/health")).await;
+    let mut api = start_process().await;
+    let health = common::get_json(&api.client, api.url("/api/health")).await;
     assert_eq!(health["model"]["name"], "fixture-nb");
     assert_eq!(health["model"]["kind"], "naive-bayes");
 
     let r = api
         .client
-        .get(api.handler.url("/api/nothing"))
+        .get(api.url("/api/nothing"))
         .send()
         .await
         .unwrap();
@@ -210,7 +225,7 @@ async fn routes_methods_and_the_timer_envelope() {
 
     let r = api
         .client
-        .get(api.handler.url("/api/predict"))
+        .get(api.url("/api/predict"))
         .send()
         .await
         .unwrap();
@@ -231,7 +246,7 @@ async fn routes_methods_and_the_timer_envelope() {
     assert_error(status, &body, 400, "invalid_json");
 
     // Log lines are JSON and carry the host's invocation id.
-    let line = api.handler.wait_for_log(
+    let line = api.server.handler.wait_for_log(
         |l| l.contains("3f1c9a52-0000-4000-8000-000000000001"),
         Duration::from_secs(5),
     );
@@ -241,9 +256,9 @@ async fn routes_methods_and_the_timer_envelope() {
         "3f1c9a52-0000-4000-8000-000000000001"
     );
 
-    let status = api.handler.terminate();
+    let status = api.server.handler.terminate();
     assert!(status.success(), "graceful stop on SIGTERM, got {status}");
-    assert!(api.handler.log.iter().any(|l| l.contains("stopped")));
+    assert!(api.server.handler.log.iter().any(|l| l.contains("stopped")));
 }
 
 #[tokio::test]
@@ -263,6 +278,7 @@ async fn no_model_means_503_with_a_json_body() {
     assert_eq!(body["status"], "no_model");
     let r = client
         .post(handler.url("/api/predict"))
+        .header("content-type", "application/json")
         .body(r#"{"text":"hello"}"#)
         .send()
         .await

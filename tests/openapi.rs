@@ -8,9 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Handler;
 use serde_json::{json, Value};
-use tweet_sentiment::functions::{openapi::SPEC, Trigger, FUNCTIONS, ROUTE_PREFIX};
+use tweet_sentiment::functions::{openapi::SPEC, wire, Trigger, FUNCTIONS, ROUTE_PREFIX};
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
@@ -315,24 +314,22 @@ fn the_documented_response_examples_fit_their_schemas() {
 // ---- against the running binary -----------------------------------------------------------
 
 struct Api {
-    handler: Handler,
+    server: common::InProcess,
     client: reqwest::Client,
-    dir: tempfile::TempDir,
 }
 
 async fn start() -> Api {
     // Prediction records reach the store quickly, so that a report can count them.
-    let local = common::start_local(|_| {}, &[("LOG_BATCH_MILLISECONDS", "20")]).await;
+    let server = common::InProcess::start(|_| {}, &["--log-batch-milliseconds", "20"]).await;
     Api {
-        handler: local.handler,
-        client: local.client,
-        dir: local.dir,
+        client: server.client.clone(),
+        server,
     }
 }
 
 impl Api {
     async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, String, Value) {
-        let url = self.handler.url(&format!("{ROUTE_PREFIX}{path}"));
+        let url = self.server.url(&format!("{ROUTE_PREFIX}{path}"));
         let mut request = self
             .client
             .request(method.to_uppercase().parse().unwrap(), url);
@@ -381,6 +378,23 @@ impl Api {
             &format!("{method} {path} {status}"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        // The same answers read back as the wire types the handlers and `predict --url` share.
+        let parsed = match (*status, path, media) {
+            (200, "/predict", _) if body.get("predictions").is_some() => {
+                serde_json::from_value::<wire::BatchAnswer>(body.clone()).map(drop)
+            }
+            (200, "/predict", _) => {
+                serde_json::from_value::<wire::PredictionAnswer>(body.clone()).map(drop)
+            }
+            (201, "/feedback", _) => {
+                serde_json::from_value::<wire::FeedbackAnswer>(body.clone()).map(drop)
+            }
+            (400.., _, "application/json") => {
+                serde_json::from_value::<wire::ErrorBody>(body.clone()).map(drop)
+            }
+            _ => Ok(()),
+        };
+        parsed.unwrap_or_else(|e| panic!("{method} {path} {status}: not the wire type: {e}"));
     }
 }
 
@@ -478,7 +492,7 @@ async fn the_report_route_answers_404_until_a_report_exists_then_the_report() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    let data = api.dir.path().join("data");
+    let data = api.server.data.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     while logged_lines(&data.join("logs").join("predictions")) < 3 {
         assert!(
@@ -491,7 +505,7 @@ async fn the_report_route_answers_404_until_a_report_exists_then_the_report() {
         .arg("report")
         .env_clear()
         .env("DATA_DIR", &data)
-        .env("MODELS_DIR", api.dir.path().join("models"))
+        .env("MODELS_DIR", &api.server.models)
         .output()
         .unwrap();
     assert!(

@@ -7,7 +7,16 @@ use std::path::Path;
 use serde_json::Value;
 use tweet_sentiment::commands::load_version_dir;
 
+/// The versions committed under `models/`: what git tracks, so that a version promoted into the
+/// checkout's local store for a try does not count. Outside a git checkout, every version folder.
 fn committed_versions(models: &Path) -> Vec<(String, std::path::PathBuf)> {
+    let tracked = std::process::Command::new("git")
+        .args(["ls-files", "--", "*/manifest.json"])
+        .current_dir(models)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     let mut found = Vec::new();
     for name in std::fs::read_dir(models).into_iter().flatten().flatten() {
         for version in std::fs::read_dir(name.path())
@@ -15,12 +24,16 @@ fn committed_versions(models: &Path) -> Vec<(String, std::path::PathBuf)> {
             .flatten()
             .flatten()
         {
-            if version.path().join("manifest.json").is_file() {
-                let key = format!(
-                    "{}/{}",
-                    name.file_name().to_string_lossy(),
-                    version.file_name().to_string_lossy()
-                );
+            let key = format!(
+                "{}/{}",
+                name.file_name().to_string_lossy(),
+                version.file_name().to_string_lossy()
+            );
+            let is_version = version.path().join("manifest.json").is_file();
+            let is_committed = tracked
+                .as_deref()
+                .is_none_or(|t| t.lines().any(|l| l == format!("{key}/manifest.json")));
+            if is_version && is_committed {
                 found.push((key, version.path()));
             }
         }

@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use time::OffsetDateTime;
 use tweet_sentiment::log::{FeedbackRecord, PredictionLog, PredictionLogConfig, PredictionRecord};
-use tweet_sentiment::metrics::report::CHECKPOINT_BLOB;
+use tweet_sentiment::metrics::run::CHECKPOINT_BLOB;
 use tweet_sentiment::metrics::{run_report, AggregationError, Confusion, ReportConfig};
+use tweet_sentiment::model::Sentiment;
 use tweet_sentiment::model::{ModelRef, Role};
-use tweet_sentiment::service::Sentiment;
 use tweet_sentiment::store::fs::FsStore;
 use tweet_sentiment::store::{
     Blob, BlobInfo, BlobStore, ETag, StoreError, StoreResult, WriteCondition,
@@ -70,6 +70,7 @@ fn prediction(i: u32, score: f32, label: Option<u8>) -> PredictionRecord {
 fn feedback(id: Uuid, label: u8) -> FeedbackRecord {
     FeedbackRecord {
         v: 1,
+        id: None,
         prediction_id: id,
         ts: OffsetDateTime::now_utc(),
         true_label: label,
@@ -150,6 +151,12 @@ impl BlobStore for HookedStore {
     }
     fn describe(&self) -> String {
         "local store with a checkpoint hook".into()
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn locate(&self, c: &str, n: &str) -> String {
+        self.inner.locate(c, n)
     }
 }
 

@@ -9,8 +9,7 @@ use serde::Serialize;
 use super::{load_champion, load_version_dir};
 use crate::config::EvaluateArgs;
 use crate::metrics::{ClassMetrics, Confusion};
-use crate::model::Scorer;
-use crate::store;
+use crate::model::{Scorer, Sentiment};
 
 #[derive(Debug, Serialize)]
 pub struct Evaluation {
@@ -61,20 +60,19 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 pub fn evaluate(scorer: &Scorer, labelled: &[(u8, String)]) -> anyhow::Result<Evaluation> {
-    let threshold = scorer.manifest().threshold;
+    let manifest = scorer.manifest();
     let mut confusion = Confusion::default();
     let mut latencies = Vec::with_capacity(labelled.len());
     for (label, text) in labelled {
         let started = Instant::now();
         let score = scorer.score(&[text.as_str()])?[0];
         latencies.push(started.elapsed().as_secs_f64() * 1e3);
-        confusion.record(*label, score >= threshold);
+        confusion.record(*label, manifest.sentiment(score) == Sentiment::Positive);
     }
     let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
     latencies.sort_by(f64::total_cmp);
-    let m = scorer.manifest();
     Ok(Evaluation {
-        model: format!("{}/{}", m.name, m.version),
+        model: manifest.model_ref().to_string(),
         n: labelled.len(),
         accuracy: confusion.accuracy(),
         macro_f1: confusion.macro_f1(),
@@ -92,7 +90,7 @@ pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     let scorer = match &args.version_dir {
         Some(dir) => load_version_dir(dir)?,
         None => {
-            let store = store::from_args(&args.store)?;
+            let store = args.store.open()?;
             load_champion(store.as_ref(), &args.store.models_container)
                 .await?
                 .1

@@ -8,9 +8,8 @@ use serde::Serialize;
 use super::remote::ApiClient;
 use super::{load_champion, load_version_dir};
 use crate::config::PredictArgs;
-use crate::model::ModelRef;
+use crate::model::{ModelRef, Sentiment};
 use crate::service;
-use crate::store;
 
 /// One scored text, as printed.
 #[derive(Serialize)]
@@ -18,9 +17,9 @@ struct Line<'a> {
     text: &'a str,
     /// The prediction id, when an app scored it (it is what feedback refers to).
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
+    id: Option<uuid::Uuid>,
     score: f32,
-    sentiment: String,
+    sentiment: Sentiment,
     model: ModelRef,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<f64>,
@@ -65,31 +64,23 @@ async fn score_locally<'a>(
     let scorer = match &args.version_dir {
         Some(dir) => load_version_dir(dir)?,
         None => {
-            let store = store::from_args(&args.store)?;
+            let store = args.store.open()?;
             load_champion(store.as_ref(), &args.store.models_container)
                 .await?
                 .1
         }
     };
     let manifest = scorer.manifest();
-    let model = ModelRef {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-    };
+    let model = manifest.model_ref();
     let mut lines = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(service::MAX_BATCH) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         for (text, score) in chunk.iter().zip(scorer.score(&refs)?) {
-            let sentiment = if score >= manifest.threshold {
-                "positive"
-            } else {
-                "negative"
-            };
             lines.push(Line {
                 text,
                 id: None,
                 score,
-                sentiment: sentiment.into(),
+                sentiment: manifest.sentiment(score),
                 model: model.clone(),
                 latency_ms: None,
                 true_label: None,
@@ -154,11 +145,7 @@ fn print_lines(lines: &[Line<'_>], json: bool) -> anyhow::Result<()> {
     );
     for line in lines {
         let model = format!("{}/{}", line.model.name, line.model.version);
-        let id = line
-            .id
-            .as_deref()
-            .map(|id| format!("{id:<36}  "))
-            .unwrap_or_default();
+        let id = line.id.map(|id| format!("{id:<36}  ")).unwrap_or_default();
         // One row per text: line breaks inside a text would break the table.
         let text = line.text.replace(['\n', '\r'], " ");
         println!(

@@ -16,7 +16,7 @@ use super::{load_champion, load_version_dir};
 use crate::config::PromoteArgs;
 use crate::model::manifest::{MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::model::{registry, ModelRef, Role};
-use crate::store::{self, BlobStore, StoreError, WriteCondition};
+use crate::store::{BlobStore, StoreError, WriteCondition};
 
 /// Uploads one file of a version. Versions are immutable: an existing blob is accepted only if it
 /// is byte-for-byte what we would upload (a resumed promotion).
@@ -47,7 +47,7 @@ async fn upload_file(
 }
 
 pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
-    let store = store::from_args(&args.store)?;
+    let store = args.store.open()?;
     let container = args.store.models_container.as_str();
     let dir = args.version_dir.clone();
 
@@ -55,10 +55,7 @@ pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
         .await?
         .context("the candidate does not load")?;
     let manifest = candidate.manifest().clone();
-    let version = ModelRef {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-    };
+    let version = manifest.model_ref();
     println!("candidate {version} verified and scored locally");
 
     // Read the pointer before anything else: the final flip is conditional on this tag.

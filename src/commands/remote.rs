@@ -5,53 +5,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use reqwest::header::HeaderValue;
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::FunctionKey;
-use crate::model::ModelRef;
+use crate::functions::wire::{BatchAnswer, ErrorBody, PredictRequest, PredictionAnswer};
 
 /// Header the Functions host reads a function key from.
 pub const FUNCTION_KEY_HEADER: &str = "x-functions-key";
-
-/// One prediction as the API answers it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RemotePrediction {
-    pub id: String,
-    pub score: f32,
-    pub sentiment: String,
-    pub model: ModelRef,
-    pub latency_ms: f64,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum PredictBody<'a> {
-    One {
-        text: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        true_label: Option<u8>,
-    },
-    Batch {
-        texts: &'a [String],
-    },
-}
-
-#[derive(Deserialize)]
-struct BatchAnswer {
-    predictions: Vec<RemotePrediction>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
 
 pub struct ApiClient {
     http: reqwest::Client,
@@ -93,13 +53,23 @@ impl ApiClient {
         &self,
         text: &str,
         true_label: Option<u8>,
-    ) -> anyhow::Result<RemotePrediction> {
-        self.post(&PredictBody::One { text, true_label }).await
+    ) -> anyhow::Result<PredictionAnswer> {
+        self.post(&PredictRequest {
+            text: Some(text.to_owned()),
+            true_label,
+            ..PredictRequest::default()
+        })
+        .await
     }
 
     /// Scores a batch (at most the API's batch size); predictions come back in the texts' order.
-    pub async fn predict_batch(&self, texts: &[String]) -> anyhow::Result<Vec<RemotePrediction>> {
-        let answer: BatchAnswer = self.post(&PredictBody::Batch { texts }).await?;
+    pub async fn predict_batch(&self, texts: &[String]) -> anyhow::Result<Vec<PredictionAnswer>> {
+        let answer: BatchAnswer = self
+            .post(&PredictRequest {
+                texts: Some(texts.to_vec()),
+                ..PredictRequest::default()
+            })
+            .await?;
         if answer.predictions.len() != texts.len() {
             return Err(anyhow!(
                 "the API answered {} predictions for {} texts",
@@ -112,7 +82,7 @@ impl ApiClient {
 
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
-        body: &PredictBody<'_>,
+        body: &PredictRequest,
     ) -> anyhow::Result<T> {
         let mut request = self.http.post(self.predict_url.clone()).json(body);
         if let Some(key) = &self.key {
@@ -131,7 +101,7 @@ impl ApiClient {
             .map_err(|e| anyhow!("reading the answer from {shown}: {}", causes(e)))?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(ErrorBody { error }) => anyhow!(
+                Ok(ErrorBody { error, .. }) => anyhow!(
                     "{shown} answered {status} ({}): {}{}",
                     error.code,
                     error.message,
@@ -201,20 +171,22 @@ mod tests {
 
     #[test]
     fn bodies_follow_the_api_contract() {
-        let one = serde_json::to_value(PredictBody::One {
-            text: "hi",
-            true_label: None,
-        })
-        .unwrap();
+        let body = |r: PredictRequest| serde_json::to_value(r).unwrap();
+        let one = body(PredictRequest {
+            text: Some("hi".into()),
+            ..PredictRequest::default()
+        });
         assert_eq!(one, serde_json::json!({"text": "hi"}));
-        let labelled = serde_json::to_value(PredictBody::One {
-            text: "hi",
+        let labelled = body(PredictRequest {
+            text: Some("hi".into()),
             true_label: Some(0),
-        })
-        .unwrap();
+            ..PredictRequest::default()
+        });
         assert_eq!(labelled, serde_json::json!({"text": "hi", "true_label": 0}));
-        let texts = vec!["a".to_string(), "b".to_string()];
-        let batch = serde_json::to_value(PredictBody::Batch { texts: &texts }).unwrap();
+        let batch = body(PredictRequest {
+            texts: Some(vec!["a".into(), "b".into()]),
+            ..PredictRequest::default()
+        });
         assert_eq!(batch, serde_json::json!({"texts": ["a", "b"]}));
     }
 }

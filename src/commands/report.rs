@@ -1,11 +1,10 @@
 //! `report`: run the metrics aggregation once, as the timer does.
 
 use crate::config::ReportArgs;
-use crate::metrics::{self, report::log_summary};
-use crate::store;
+use crate::metrics::{self, log_summary};
 
 pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
-    let store = store::from_args(&args.store)?;
+    let store = args.store.open()?;
     let config = args.report.report_config(&args.store);
     let report =
         metrics::run_report(store.as_ref(), &config, time::OffsetDateTime::now_utc()).await?;
@@ -32,9 +31,11 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
                 w.bad_buzz
             );
         }
+        let reports = &args.store.reports_container;
         println!(
-            "wrote {}/latest.json and {}/latest.html",
-            args.store.reports_container, args.store.reports_container
+            "wrote {} and {}",
+            store.locate(reports, metrics::run::LATEST_JSON),
+            store.locate(reports, metrics::run::LATEST_HTML)
         );
     }
     Ok(())

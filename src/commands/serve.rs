@@ -8,27 +8,42 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ReportTimer, ServeArgs};
-use crate::functions::{self, AppState};
+use crate::functions::{self, AppState, ServerLimits};
 use crate::log::{PredictionLog, PredictionLogConfig};
 use crate::metrics::schedule::Schedule;
 use crate::model::Registry;
-use crate::reports::Reports;
 use crate::service::{Service, ServiceConfig};
-use crate::store;
 
+/// `serve`: binds the configured address and serves until SIGTERM or Ctrl-C.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = store::from_args(&args.store)?;
+    raise_file_limit();
+    let addr = SocketAddr::new(args.bind_address, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    serve_on(listener, args, async {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+    })
+    .await
+}
+
+/// Serves on a ready listener until `shutdown` resolves, then drains and flushes the log. The
+/// library's entry point for the server: tests bind port 0 and stop it at will.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    args: ServeArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let store = args.store.open()?;
     let schedule = Schedule::parse(&args.metrics_schedule)
         .map_err(|e| anyhow::anyhow!("METRICS_SCHEDULE: {e}"))?;
     let registry = Arc::new(Registry::new(
         store.clone(),
         args.store.models_container.clone(),
     ));
-    // Bind before loading, so the host sees the port early; health says 503 until a model is in.
-    let addr = SocketAddr::new(args.bind_address, args.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    // The listener is bound before any model loads, so the host sees the port early; health
+    // says 503 until a model is in.
     let instance = args
         .instance_id
         .clone()
@@ -56,14 +71,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         log.clone(),
         ServiceConfig {
             concurrency,
-            text_mode: args.log_text,
+            text_mode: args.log_text.into(),
             report: args.report.report_config(&args.store),
         },
     ));
 
-    // Two stages of shutdown: the signal stops the server (requests in flight finish), and only
-    // then do the background tasks stop, so the log's final flush sees every record.
-    let stop_serving = CancellationToken::new();
+    // Two stages of shutdown: the signal stops the server (requests in flight finish, or are
+    // dropped at the deadline), and only then do the background tasks stop, so the log's final
+    // flush sees every record.
     let stop_background = CancellationToken::new();
     let refresher = {
         let registry = registry.clone();
@@ -91,17 +106,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ))
     });
 
-    let signal_token = stop_serving.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down");
-        signal_token.cancel();
-    });
-    let reports = Reports::new(store.clone(), args.store.reports_container.clone());
-    functions::serve(listener, AppState { service, reports }, async move {
-        stop_serving.cancelled().await
-    })
-    .await;
+    let limits = ServerLimits {
+        max_connections: args.max_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
+        shutdown_deadline: Duration::from_secs(args.shutdown_seconds),
+    };
+    let state = AppState {
+        service,
+        body_timeout: Duration::from_secs(args.body_timeout_seconds.max(1)),
+    };
+    functions::serve(listener, state, limits, shutdown).await;
     stop_background.cancel();
     refresher.await.ok();
     flusher.await.ok();
@@ -127,6 +141,24 @@ async fn report_timer(service: Arc<Service>, schedule: Schedule, stop: Cancellat
         }
         if let Err(error) = service.run_report().await {
             tracing::error!(%error, "metrics report failed");
+        }
+    }
+}
+
+/// Lifts the soft limit on open files to the hard one: every connection is a descriptor, and a
+/// default of 1,024 would run out long before `MAX_CONNECTIONS`.
+fn raise_file_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

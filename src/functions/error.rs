@@ -5,9 +5,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
-use crate::metrics::AggregationError;
-use crate::reports::ReportError;
-use crate::service::ServiceError;
+use super::wire::{ErrorBody, ErrorDetail, Stored};
+use crate::service::{ErrorKind, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,29 +20,25 @@ pub enum ApiError {
     NotFound(String),
     #[error("{method} is not allowed here; use {allowed}")]
     MethodNotAllowed { method: String, allowed: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the body did not arrive within {seconds} s")]
+    RequestTimeout { seconds: f64 },
     #[error(transparent)]
     Service(#[from] ServiceError),
-    #[error(transparent)]
-    Report(#[from] ReportError),
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: String,
 }
 
 impl ApiError {
     /// Status and stable error code of each error: callers' mistakes are 4xx, our faults 5xx.
+    /// The one table; the service's errors come in as flat kinds.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
@@ -51,34 +46,40 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
-            ApiError::Service(ServiceError::InvalidInput(_)) => {
-                (StatusCode::BAD_REQUEST, "invalid_input")
+            ApiError::Service(e) => match e.kind() {
+                ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input"),
+                ErrorKind::NoModel => (StatusCode::SERVICE_UNAVAILABLE, "no_model"),
+                ErrorKind::ScoringFailed => (StatusCode::INTERNAL_SERVER_ERROR, "scoring_failed"),
+                ErrorKind::StorageUnavailable => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+                }
+                ErrorKind::StorageUncertain => (StatusCode::SERVICE_UNAVAILABLE, "storage_timeout"),
+                ErrorKind::ReportInProgress => (StatusCode::CONFLICT, "report_in_progress"),
+                ErrorKind::CorruptCheckpoint => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_checkpoint")
+                }
+                ErrorKind::NoReport => (StatusCode::NOT_FOUND, "no_report"),
+                ErrorKind::ReportUnreadable => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "report_unreadable")
+                }
+            },
+        }
+    }
+
+    /// What the caller reads. Our own faults are told in fixed words: their details (model node
+    /// names, the storage service's answer) belong in our log, not in a stranger's hands.
+    fn public_message(&self, code: &str) -> String {
+        match code {
+            "scoring_failed" => "the model failed on this input; the failure is logged".into(),
+            "storage_unavailable" => {
+                "storage is unavailable; nothing was changed, and retrying later is safe".into()
             }
-            ApiError::Service(ServiceError::NoModel) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "no_model")
-            }
-            ApiError::Service(ServiceError::Scoring(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "scoring_failed")
-            }
-            ApiError::Service(ServiceError::Storage(_)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
-            }
-            ApiError::Service(ServiceError::Report(AggregationError::ConcurrentRun)) => {
-                (StatusCode::CONFLICT, "report_in_progress")
-            }
-            ApiError::Service(ServiceError::Report(AggregationError::Store(_))) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
-            }
-            ApiError::Service(ServiceError::Report(AggregationError::CorruptCheckpoint(_))) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "corrupt_checkpoint")
-            }
-            ApiError::Report(ReportError::NoReport) => (StatusCode::NOT_FOUND, "no_report"),
-            ApiError::Report(ReportError::Unreadable(_)) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "report_unreadable")
-            }
-            ApiError::Report(ReportError::Store(_)) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
-            }
+            "storage_timeout" => "storage did not answer in time, so this may or may not have \
+                been stored; retrying is safe: a retry of the same request is stored once"
+                .into(),
+            "corrupt_checkpoint" => "the report's checkpoint cannot be read".into(),
+            "report_unreadable" => "the latest report is not valid JSON".into(),
+            _ => self.to_string(),
         }
     }
 
@@ -87,12 +88,20 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!(code, error = %self, "request failed");
         } else {
-            tracing::info!(code, error = %self, "request rejected");
+            // The message may quote the caller's body, which may quote a tweet: the code is
+            // enough to count and alert on, and the caller has the message.
+            tracing::info!(code, status = status.as_u16(), "request rejected");
         }
         let body = ErrorBody {
             error: ErrorDetail {
-                code,
-                message: self.to_string(),
+                code: code.to_owned(),
+                message: self.public_message(code),
+            },
+            // Whether a write went through, where the caller cannot tell from the status alone.
+            stored: match code {
+                "storage_unavailable" => Some(Stored::No),
+                "storage_timeout" => Some(Stored::Unknown),
+                _ => None,
             },
         };
         let mut response = warp::reply::json(&body).into_response();

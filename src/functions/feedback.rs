@@ -1,10 +1,9 @@
 //! `POST /api/feedback`: the true label of an earlier prediction, answered 201 only once stored.
 
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use warp::http::StatusCode;
 
-use super::error::{json_response, parse_json};
+use super::error::{json_response, parse_json, ApiError};
+use super::wire::{FeedbackAnswer, FeedbackRequest};
 use super::{AppState, Function, HandlerFuture, Request, Trigger};
 
 pub const FUNCTION: Function = Function {
@@ -16,28 +15,22 @@ pub const FUNCTION: Function = Function {
     handler,
 };
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FeedbackBody {
-    /// The `id` of the prediction being labelled.
-    id: Uuid,
-    true_label: u8,
-}
-
-#[derive(Serialize)]
-struct Stored {
-    id: Uuid,
-    true_label: u8,
-    stored: bool,
-}
-
 fn handler(state: AppState, request: Request) -> HandlerFuture {
     Box::pin(async move {
-        let body: FeedbackBody = parse_json(&request.body)?;
-        let record = state.service.feedback(body.id, body.true_label).await?;
+        let body: FeedbackRequest = parse_json(&request.body)?;
+        let key = match request.headers.get("idempotency-key") {
+            None => None,
+            Some(value) => Some(value.to_str().map_err(|_| {
+                ApiError::InvalidRequest("Idempotency-Key must be visible ASCII".into())
+            })?),
+        };
+        let record = state
+            .service
+            .feedback(body.id, body.true_label, key)
+            .await?;
         Ok(json_response(
             StatusCode::CREATED,
-            &Stored {
+            &FeedbackAnswer {
                 id: record.prediction_id,
                 true_label: record.true_label,
                 stored: true,

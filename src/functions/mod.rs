@@ -13,7 +13,10 @@ pub mod metrics_report;
 pub mod openapi;
 pub mod predict;
 pub mod report;
+pub mod report_html;
+pub mod server;
 pub mod ui;
+pub mod wire;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,11 +27,11 @@ use futures::{Stream, StreamExt};
 use tracing::Instrument;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::Filter;
 
 pub use error::ApiError;
+pub use server::{serve, Drained, ServerLimits};
 
-use crate::reports::Reports;
 use crate::service::Service;
 
 /// Largest request body accepted.
@@ -40,8 +43,8 @@ pub const ROUTE_PREFIX: &str = "/api";
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
-    /// The reports container, read by `GET /api/report`.
-    pub reports: Reports,
+    /// Longest a client may take to send a request body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// A request as handlers see it: the body already read, the path already matched.
@@ -80,6 +83,7 @@ pub const FUNCTIONS: &[Function] = &[
     feedback::FUNCTION,
     ui::FUNCTION,
     report::FUNCTION,
+    report_html::FUNCTION,
     openapi::FUNCTION,
     metrics_report::FUNCTION,
 ];
@@ -162,6 +166,34 @@ where
     Ok(buffer.freeze())
 }
 
+/// POST bodies must say they are JSON. A browser page on another origin can only send
+/// `text/plain`, form or multipart bodies without a CORS preflight, which this API never grants,
+/// so this check is what stops cross-site writes.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(warp::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" {
+        Ok(())
+    } else if content_type.is_empty() {
+        Err(ApiError::UnsupportedMediaType(
+            "send the body with Content-Type: application/json".into(),
+        ))
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "the body must be application/json, not {:?}",
+            content_type.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
 async fn dispatch<S, B>(
     state: AppState,
     method: Method,
@@ -195,9 +227,22 @@ where
             }
             .into_response();
         }
-        let body = match read_body(&headers, body, MAX_BODY_BYTES).await {
-            Ok(body) => body,
-            Err(e) => return e.into_response(),
+        // The timer's InvokeRequest comes from the host over loopback; callers' POSTs must be JSON.
+        if method == Method::POST && matches!(function.trigger, Trigger::Http { .. }) {
+            if let Err(e) = require_json(&headers) {
+                return e.into_response();
+            }
+        }
+        let read = read_body(&headers, body, MAX_BODY_BYTES);
+        let body = match tokio::time::timeout(state.body_timeout, read).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => return e.into_response(),
+            Err(_) => {
+                return ApiError::RequestTimeout {
+                    seconds: state.body_timeout.as_secs_f64(),
+                }
+                .into_response()
+            }
         };
         let request = Request {
             method,
@@ -237,18 +282,12 @@ pub fn routes(
             )
         })
         .unify()
-        .map(|r: Response| r.into_response())
-}
-
-/// Serves until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+        .map(|mut r: Response| {
+            // No answer of ours is ever to be read as another type than the one it declares.
+            r.headers_mut().insert(
+                warp::http::header::X_CONTENT_TYPE_OPTIONS,
+                warp::http::HeaderValue::from_static("nosniff"),
+            );
+            r
+        })
 }

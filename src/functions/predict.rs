@@ -1,11 +1,10 @@
 //! `POST /api/predict`: score one text or a batch.
 
-use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 
 use super::error::{json_response, parse_json, ApiError};
+use super::wire::{BatchAnswer, PredictRequest, PredictionAnswer};
 use super::{AppState, Function, HandlerFuture, Request, Trigger};
-use crate::service::Prediction;
 
 pub const FUNCTION: Function = Function {
     name: "predict",
@@ -16,27 +15,17 @@ pub const FUNCTION: Function = Function {
     handler,
 };
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PredictBody {
-    text: Option<String>,
-    texts: Option<Vec<String>>,
-    true_label: Option<u8>,
-}
-
-#[derive(Serialize)]
-struct BatchAnswer {
-    predictions: Vec<Prediction>,
-}
-
 fn handler(state: AppState, request: Request) -> HandlerFuture {
     Box::pin(async move {
-        let body: PredictBody = parse_json(&request.body)?;
+        let body: PredictRequest = parse_json(&request.body)?;
         match (body.text, body.texts) {
             (Some(text), None) => {
                 let mut predictions = state.service.predict(vec![text], body.true_label).await?;
                 let prediction = predictions.pop().expect("one text gives one prediction");
-                Ok(json_response(StatusCode::OK, &prediction))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &PredictionAnswer::from(prediction),
+                ))
             }
             (None, Some(texts)) => {
                 if body.true_label.is_some() {
@@ -45,6 +34,7 @@ fn handler(state: AppState, request: Request) -> HandlerFuture {
                     ));
                 }
                 let predictions = state.service.predict(texts, None).await?;
+                let predictions = predictions.into_iter().map(Into::into).collect();
                 Ok(json_response(StatusCode::OK, &BatchAnswer { predictions }))
             }
             (Some(_), Some(_)) => Err(ApiError::InvalidRequest(

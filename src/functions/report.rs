@@ -16,7 +16,7 @@ pub const FUNCTION: Function = Function {
 
 fn handler(state: AppState, _request: Request) -> HandlerFuture {
     Box::pin(async move {
-        let report = state.reports.latest().await?;
+        let report = state.service.latest_report().await?;
         let mut response = json_response(StatusCode::OK, &report);
         // A new report replaces this one every run; a cached copy would hide a bad buzz.
         response

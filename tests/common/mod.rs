@@ -314,8 +314,8 @@ pub async fn concurrent_writers(
     use tweet_sentiment::log::{
         FeedbackRecord, PredictionLog, PredictionLogConfig, PredictionRecord,
     };
+    use tweet_sentiment::model::Sentiment;
     use tweet_sentiment::model::{ModelRef, Role};
-    use tweet_sentiment::service::Sentiment;
 
     const PER_WRITER: usize = 50;
     let mut tasks = Vec::new();
@@ -382,6 +382,7 @@ pub async fn concurrent_writers(
             for id in ids {
                 let record = FeedbackRecord {
                     v: 1,
+                    id: None,
                     prediction_id: id,
                     ts: time::OffsetDateTime::now_utc(),
                     true_label: 1,
@@ -461,4 +462,103 @@ pub async fn start_local(prepare: impl FnOnce(&Path), env: &[(&str, &str)]) -> L
 /// `GET url` and its JSON body, whatever the status.
 pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The library's server inside the test process, as mini-redis's tests run theirs: a listener on
+/// port 0, the `serve` options parsed as the command line parses them, and a shutdown future.
+pub struct InProcess {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub models: PathBuf,
+    pub data: PathBuf,
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcess {
+    /// Serves the fixture models from a fresh folder; `prepare` may change it first, `args` adds
+    /// `serve` options. Returns once a model serves.
+    pub async fn start(prepare: impl FnOnce(&Path), args: &[&str]) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let models = models_dir_with_fixtures(dir.path());
+        prepare(&models);
+        Self::start_on(dir, models, args).await
+    }
+
+    /// Serves the given models folder as it is (read-only use: the repository's `models/`).
+    pub async fn start_with_models(models: PathBuf, args: &[&str]) -> InProcess {
+        Self::start_on(tempfile::tempdir().unwrap(), models, args).await
+    }
+
+    async fn start_on(dir: tempfile::TempDir, models: PathBuf, args: &[&str]) -> InProcess {
+        use clap::Parser;
+        use tweet_sentiment::config::{Cli, Command};
+
+        let data = dir.path().join("data");
+        let mut argv = vec![
+            "tweet-sentiment".to_owned(),
+            "serve".to_owned(),
+            "--models-dir".to_owned(),
+            models.display().to_string(),
+            "--data-dir".to_owned(),
+            data.display().to_string(),
+            "--report-timer".to_owned(),
+            "never".to_owned(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let Some(Command::Serve(serve)) = Cli::try_parse_from(&argv).unwrap().command else {
+            unreachable!("`serve` parses as the serve command")
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tweet_sentiment::commands::serve::serve_on(
+            listener,
+            serve,
+            async move {
+                stopped.await.ok();
+            },
+        ));
+        let server = InProcess {
+            base,
+            client: reqwest::Client::new(),
+            models,
+            data,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_health(|h| h["status"] == "ok").await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn wait_health(&self, pred: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = serde_json::Value::Null;
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(self.url("/api/health")).send().await {
+                if let Ok(body) = r.json::<serde_json::Value>().await {
+                    if pred(&body) {
+                        return;
+                    }
+                    last = body;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("health never matched; last: {last}");
+    }
+
+    /// Resolves the shutdown future and waits for `serve` to drain and flush.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
 }

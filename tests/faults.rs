@@ -1,0 +1,413 @@
+//! Faults a hostile or unlucky client can cause, and what the server must do about each:
+//! a stuck client at shutdown, half-open connections, bodies that never arrive, cross-site writes,
+//! retried feedback, and a seeded flood of malformed bodies and framings.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn address(base: &str) -> String {
+    base.trim_start_matches("http://").to_owned()
+}
+
+/// SIGTERM while a client holds a request open: the process still stops within the shutdown
+/// deadline, and flushes the prediction log first.
+#[tokio::test]
+async fn sigterm_with_a_stuck_client_exits_within_the_deadline_and_flushes() {
+    let mut api = common::start_local(
+        |_| {},
+        &[
+            ("SHUTDOWN_SECONDS", "1"),
+            ("BODY_TIMEOUT_SECONDS", "60"),
+            ("LOG_BATCH_MILLISECONDS", "60000"),
+            ("LOG_BATCH_RECORDS", "100000"),
+        ],
+    )
+    .await;
+    // One prediction waits in the buffer: only the final flush can store it.
+    let r = api
+        .client
+        .post(api.handler.url("/api/predict"))
+        .json(&json!({"text": "on hold for 45 minutes"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A request that declares 300 KB and sends 10 bytes, then waits.
+    let mut stuck = TcpStream::connect(address(&api.handler.base)).unwrap();
+    stuck
+        .write_all(b"POST /api/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 300000\r\n\r\n{\"id\":\"01")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let started = Instant::now();
+    let status = api.handler.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped after {took:?} with a 1 s deadline"
+    );
+    assert!(
+        api.handler
+            .log
+            .iter()
+            .any(|l| l.contains("shutdown deadline reached")),
+        "the stuck connection was dropped at the deadline"
+    );
+    let flushed = api
+        .handler
+        .log
+        .iter()
+        .find(|l| l.contains("prediction log flushed at shutdown"))
+        .expect("the final flush ran");
+    let flushed: Value = serde_json::from_str(flushed).unwrap();
+    assert_eq!(flushed["fields"]["appended"], 1, "{flushed}");
+    drop(stuck);
+}
+
+/// Half-open connections that never send a request head are closed after the header timeout, and
+/// while they are open the server still answers health.
+#[tokio::test]
+async fn half_open_connections_neither_starve_health_nor_stay_open() {
+    let server = common::InProcess::start(|_| {}, &["--header-timeout-seconds", "1"]).await;
+    let addr = address(&server.base);
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let health = server.client.get(server.url("/api/health")).send().await;
+    assert_eq!(
+        health.unwrap().status(),
+        200,
+        "health answers beside 300 idle connections"
+    );
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut closed = 0;
+    for mut conn in idle {
+        let mut buf = [0u8; 64];
+        // Closed by the server: EOF or a reset. Still open: the read does not finish.
+        match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed += 1,
+            Ok(Ok(_)) | Err(_) => {}
+        }
+    }
+    assert_eq!(
+        closed, 300,
+        "every idle connection was closed after the header timeout"
+    );
+    server.stop().await.unwrap();
+}
+
+/// A body that never arrives gets 408 after the body timeout instead of holding a slot forever.
+#[tokio::test]
+async fn a_body_that_never_arrives_gets_408() {
+    let server = common::InProcess::start(|_| {}, &["--body-timeout-seconds", "1"]).await;
+    let mut conn = tokio::net::TcpStream::connect(address(&server.base))
+        .await
+        .unwrap();
+    conn.write_all(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"text\":")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.ends_with(b"}") {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.stop().await.unwrap();
+}
+
+/// A page on another origin can send `text/plain` without a preflight: such a POST writes
+/// nothing. Every answer says `nosniff`.
+#[tokio::test]
+async fn posts_must_be_json_and_answers_say_nosniff() {
+    let server = common::InProcess::start(|_| {}, &[]).await;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = server
+            .client
+            .post(server.url("/api/feedback"))
+            .body(r#"{"id":"0193f1a4-0000-7000-8000-000000000000","true_label":1}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{content_type:?}");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+    assert!(
+        !server.data.join("logs").join("feedback").exists(),
+        "no feedback was stored"
+    );
+    // A charset parameter is still JSON.
+    let r = server
+        .client
+        .post(server.url("/api/predict"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(r#"{"text":"fine"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for path in ["/api/health", "/api/ui", "/api/nowhere", "/"] {
+        let r = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+    server.stop().await.unwrap();
+}
+
+/// The same feedback sent three times (a client retrying after a timeout), and once more with an
+/// Idempotency-Key: each request is one record in the report however often it was stored.
+#[tokio::test]
+async fn retried_feedback_counts_once() {
+    let server = common::InProcess::start(|_| {}, &["--log-batch-milliseconds", "20"]).await;
+    let predict = |text: &'static str| {
+        let server = &server;
+        async move {
+            let r: Value = server
+                .client
+                .post(server.url("/api/predict"))
+                .json(&json!({ "text": text }))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let plain = predict("my bag never showed up").await;
+    let keyed = predict("two hour wait at the gate").await;
+    for _ in 0..3 {
+        let r = server
+            .client
+            .post(server.url("/api/feedback"))
+            .json(&json!({"id": plain, "true_label": 0}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = server
+            .client
+            .post(server.url("/api/feedback"))
+            .header("idempotency-key", "retry-me-1")
+            .json(&json!({"id": keyed, "true_label": 0}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let bad_key = server
+        .client
+        .post(server.url("/api/feedback"))
+        .header("idempotency-key", "")
+        .json(&json!({"id": keyed, "true_label": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_key.status(), 400);
+
+    // Both predictions reach the log before the report runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let health: Value = server
+            .client
+            .get(server.url("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if health["log"]["appended"] == 2 && health["log"]["pending"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "predictions never appended: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = server
+        .client
+        .post(server.url("/metrics-report"))
+        .json(&json!({"Data": {}, "Metadata": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(server.data.join("reports").join("latest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["feedback"]["joined"], 2, "{}", report["feedback"]);
+    assert_eq!(report["feedback"]["repeated"], 4, "{}", report["feedback"]);
+    assert_eq!(report["feedback"]["duplicate"], 0, "{}", report["feedback"]);
+    assert_eq!(report["overall"]["since_start"]["labelled"], 2);
+    server.stop().await.unwrap();
+}
+
+/// A small deterministic generator, so that a failing case can be replayed from its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.next() as usize % items.len()]
+    }
+}
+
+fn fuzz_body(rng: &mut Lcg) -> Vec<u8> {
+    let fragments: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"text\"",
+        b"\"texts\"",
+        b"\"true_label\"",
+        b"\"id\"",
+        b":",
+        b",",
+        b"\"hello\"",
+        b"\"\"",
+        b"null",
+        b"true",
+        b"-1",
+        b"2",
+        b"1e309",
+        b"0",
+        b"1",
+        b"\"\\u0000\"",
+        b"\"\\ud800\"",
+        b"\xff\xfe",
+        b"\"\xe2\x9c\x88\"",
+        b"   ",
+        b"\n",
+        b"{\"text\":\"a\"}",
+        b"{\"texts\":[\"a\",\"b\"]}",
+        b"{\"text\":\"x\",\"true_label\":1}",
+        b"{\"id\":\"0193f1a4-0000-7000-8000-000000000000\",\"true_label\":0}",
+    ];
+    let mut body = Vec::new();
+    for _ in 0..(rng.next() % 12) {
+        let fragment: &&[u8] = rng.pick(fragments);
+        body.extend_from_slice(fragment);
+    }
+    if rng.next().is_multiple_of(50) {
+        // Now and then a long text or a long batch.
+        let n = (rng.next() % 7000) as usize;
+        body = format!("{{\"text\":\"{}\"}}", "é".repeat(n)).into_bytes();
+    }
+    if rng.next() % 50 == 1 {
+        let n = (rng.next() % 80) as usize;
+        body = serde_json::to_vec(&json!({ "texts": vec!["tweet"; n] })).unwrap();
+    }
+    body
+}
+
+/// 10,000 seeded bodies and framings: no 5xx, no hang, and the server still answers after.
+#[tokio::test]
+async fn ten_thousand_hostile_requests_get_no_5xx() {
+    let server = common::InProcess::start(|_| {}, &["--log-batch-milliseconds", "50"]).await;
+    let paths = [
+        "/api/predict",
+        "/api/feedback",
+        "/metrics-report",
+        "/api/health",
+        "/api/x",
+    ];
+    let methods = ["POST", "POST", "POST", "GET", "PUT", "DELETE"];
+    let content_types = [
+        "application/json",
+        "text/plain",
+        "application/json; charset=utf-8",
+        "",
+    ];
+    let mut rng = Lcg(20261129);
+    let mut cases = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        cases.push((
+            *rng.pick(&methods),
+            *rng.pick(&paths),
+            *rng.pick(&content_types),
+            fuzz_body(&mut rng),
+        ));
+    }
+    let started = Instant::now();
+    let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
+    for chunk in cases.chunks(16) {
+        let answers = futures::future::join_all(chunk.iter().map(|(method, path, ct, body)| {
+            let mut request = server
+                .client
+                .request(method.parse().unwrap(), server.url(path))
+                .timeout(Duration::from_secs(30))
+                .body(body.clone());
+            if !ct.is_empty() {
+                request = request.header("content-type", *ct);
+            }
+            async move {
+                let r = request.send().await.expect("every request is answered");
+                let status = r.status().as_u16();
+                let bytes = r.bytes().await.unwrap();
+                (status, bytes, *method, *path)
+            }
+        }))
+        .await;
+        for (status, bytes, method, path) in answers {
+            assert!(
+                status < 500,
+                "{method} {path} answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+            *statuses.entry(status).or_default() += 1;
+        }
+    }
+    println!(
+        "10,000 requests in {:?}; statuses {statuses:?}",
+        started.elapsed()
+    );
+    assert!(
+        statuses.keys().any(|s| *s == 200),
+        "some requests were valid"
+    );
+    assert!(
+        statuses.keys().any(|s| *s == 400),
+        "some were refused as bad"
+    );
+    let r = server.client.get(server.url("/api/health")).send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    server.stop().await.unwrap();
+}
