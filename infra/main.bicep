@@ -57,7 +57,8 @@ param modelPollSeconds int = 30
 @description('Memory of one Flex Consumption instance, in MB.')
 param instanceMemoryMB int = 2048
 
-@minValue(1)
+// Flex Consumption refuses a ceiling below 40 instances.
+@minValue(40)
 @maxValue(1000)
 @description('Most instances the app may scale out to; a ceiling on cost.')
 param maximumInstanceCount int = 40
@@ -260,6 +261,10 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: logAnalyticsRetentionDays
+    // Queries and ingestion go through Entra ID only; no workspace keys.
+    features: {
+      disableLocalAuth: true
+    }
   }
 }
 

@@ -121,6 +121,26 @@ describe("web page", () => {
     assert.match(await page.locator("#report-time").innerText(), /25 Nov 2026, 11:00/);
   });
 
+  test("with no bad buzz the panel says nothing about one, and never shows \"null\"", async () => {
+    const report = path.join(dataDir, "reports", "latest.json");
+    const flagged = fs.readFileSync(report, "utf8");
+    const calm = JSON.parse(flagged);
+    for (const window of Object.values(calm.overall)) window.bad_buzz = false;
+    fs.writeFileSync(report, JSON.stringify(calm));
+    try {
+      await page.getByRole("button", { name: "Refresh" }).click();
+      await page.locator('#report-table tr[data-window="last_hour"] td:nth-child(4)').filter({ hasText: "No" }).waitFor();
+      assert.equal(await page.locator("#report-buzz").count(), 0, "no bad-buzz banner");
+      const panel = await page.locator("#report-body").innerText();
+      assert.doesNotMatch(panel, /null|undefined/, panel);
+      assert.match(panel, /Report time/);
+    } finally {
+      fs.writeFileSync(report, flagged);
+    }
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.locator("#report-buzz").waitFor();
+  });
+
   test("a whitespace-only tweet gets the API's 400 in plain words", async () => {
     await page.getByLabel("Tweet text").fill("   ");
     await page.getByRole("button", { name: "Score", exact: true }).click();
