@@ -134,6 +134,12 @@ pub struct StoreArgs {
     /// Upper bound on one storage operation, retries included, in seconds.
     #[arg(long, env = "STORAGE_TIMEOUT_SECONDS", default_value_t = 20)]
     pub storage_timeout_seconds: u64,
+
+    /// Most blocks (appends) one append blob takes. Azure's limit is 50,000 and the local store
+    /// enforces the same; the log rolls over to a new segment before it. Lower it to try the
+    /// rollover.
+    #[arg(long, env = "APPEND_BLOCK_LIMIT", default_value_t = 50_000)]
+    pub append_block_limit: u32,
 }
 
 impl StoreArgs {
@@ -146,6 +152,7 @@ impl StoreArgs {
             models_dir: self.models_dir.clone(),
             models_container: self.models_container.clone(),
             timeout: Duration::from_secs(self.storage_timeout_seconds.max(1)),
+            append_block_limit: self.append_block_limit.max(1),
         }
     }
 
@@ -208,6 +215,11 @@ pub struct ServeArgs {
     /// …or once the oldest has waited this long, in milliseconds.
     #[arg(long, env = "LOG_BATCH_MILLISECONDS", default_value_t = 1000)]
     pub log_batch_milliseconds: u64,
+
+    /// Flushes are at least this many milliseconds apart, whatever the request rate, so that a
+    /// blob gets at most 3,600,000 / this many blocks an hour (36,000 at 100).
+    #[arg(long, env = "LOG_MIN_FLUSH_MILLISECONDS", default_value_t = 100)]
+    pub log_min_flush_milliseconds: u64,
 
     /// Prediction records kept in memory while storage is unreachable; beyond that new records
     /// are dropped and counted in `/api/health`.

@@ -206,6 +206,8 @@ fn jsonl_records(folder: &Path) -> Vec<Value> {
         let path = entry.path();
         if path.is_dir() {
             records.extend(jsonl_records(&path));
+        } else if path.extension().is_none_or(|e| e != "jsonl") {
+            // The local store's block counters sit beside the blobs.
         } else if let Ok(text) = std::fs::read_to_string(&path) {
             records.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
         }

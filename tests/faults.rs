@@ -411,3 +411,67 @@ async fn ten_thousand_hostile_requests_get_no_5xx() {
     assert_eq!(r.unwrap().status(), 200);
     server.stop().await.unwrap();
 }
+
+/// 200 feedbacks sent at once share far fewer appends (group commit), and every one answered 201
+/// is in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_feedback_is_group_committed_and_every_201_is_stored() {
+    let server = common::InProcess::start(|_| {}, &[]).await;
+    let texts: Vec<String> = (0..200)
+        .map(|i| format!("delayed again, day {i}"))
+        .collect();
+    let mut ids = Vec::new();
+    for chunk in texts.chunks(64) {
+        let r: Value = server
+            .client
+            .post(server.url("/api/predict"))
+            .json(&json!({ "texts": chunk }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for p in r["predictions"].as_array().unwrap() {
+            ids.push(p["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let answers = futures::future::join_all(ids.iter().map(|id| {
+        server
+            .client
+            .post(server.url("/api/feedback"))
+            .json(&json!({"id": id, "true_label": 0}))
+            .send()
+    }))
+    .await;
+    let created = answers
+        .into_iter()
+        .filter(|r| r.as_ref().is_ok_and(|r| r.status() == 201))
+        .count();
+    assert_eq!(created, 200);
+
+    let folder = server.data.join("logs").join("feedback");
+    let (mut lines, mut blocks) = (0, 0);
+    let mut stack = vec![folder];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".blocks") {
+                blocks += std::fs::read_to_string(&path)
+                    .unwrap()
+                    .trim()
+                    .parse::<u32>()
+                    .unwrap();
+            } else {
+                lines += std::fs::read_to_string(&path).unwrap().lines().count();
+            }
+        }
+    }
+    assert_eq!(lines, 200, "every 201 is stored");
+    println!("200 feedbacks in {blocks} appends");
+    assert!(blocks <= 50, "200 feedbacks took {blocks} appends");
+    server.stop().await.unwrap();
+}

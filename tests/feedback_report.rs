@@ -223,7 +223,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if entry.path().is_dir() {
             files.extend(walk(&entry.path()));
-        } else {
+        } else if !entry.file_name().to_string_lossy().starts_with('.') {
+            // Dot files are the local store's own (block counters), not blobs.
             files.push(entry.path());
         }
     }

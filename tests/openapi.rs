@@ -460,6 +460,8 @@ fn logged_lines(folder: &Path) -> usize {
             let path = entry.path();
             if path.is_dir() {
                 logged_lines(&path)
+            } else if path.extension().is_none_or(|e| e != "jsonl") {
+                0
             } else {
                 std::fs::read_to_string(&path).map_or(0, |text| text.lines().count())
             }

@@ -41,6 +41,8 @@ fn log(store: Arc<dyn BlobStore>, instance: &str) -> Arc<PredictionLog> {
             max_batch: 64,
             max_age: Duration::from_millis(20),
             max_pending: 1_000_000,
+            min_flush_interval: std::time::Duration::ZERO,
+            block_limit: tweet_sentiment::store::APPEND_BLOCK_LIMIT,
         },
     ))
 }
@@ -310,4 +312,62 @@ async fn a_concurrent_run_commits_nothing() {
     let after = racing.get("reports", CHECKPOINT_BLOB).await.unwrap();
     assert_ne!(after.etag, checkpoint.etag);
     assert_eq!(&after.bytes[..], b"{\"runs\":99}");
+}
+
+/// With a block limit of 10, fifty flushes fill five segments and start a sixth: no record is
+/// lost, no blob holds more blocks than the limit, and the report counts every record once
+/// across the segments, also when it runs between flushes.
+#[tokio::test]
+async fn segments_keep_every_blob_under_the_block_limit_and_the_report_reads_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BlobStore> = Arc::new(
+        FsStore::new(
+            dir.path().join("data"),
+            common::models_dir_with_fixtures(dir.path()),
+            "models".into(),
+        )
+        .with_block_limit(10),
+    );
+    let log = Arc::new(PredictionLog::new(
+        store.clone(),
+        PredictionLogConfig {
+            instance: "i".into(),
+            container: "logs".into(),
+            max_batch: 64,
+            max_age: Duration::from_millis(20),
+            max_pending: 1_000_000,
+            min_flush_interval: Duration::ZERO,
+            block_limit: 10,
+        },
+    ));
+    let mut total = 0;
+    for flush in 0..50u32 {
+        log.record((0..3).map(|k| prediction(flush * 3 + k, 0.7, Some(1))));
+        total += 3;
+        log.flush().await.unwrap();
+        if flush == 24 {
+            let report = run_report(store.as_ref(), &config(), OffsetDateTime::now_utc())
+                .await
+                .unwrap();
+            assert_eq!(report.overall.since_start.predictions, total);
+        }
+    }
+    let blobs = store.list("logs", "predictions/").await.unwrap();
+    assert!(blobs.len() >= 5, "{} segments", blobs.len());
+    for blob in &blobs {
+        let counter = dir
+            .path()
+            .join("data/logs")
+            .join(&blob.name)
+            .with_file_name(format!(".{}.blocks", blob.name.rsplit('/').next().unwrap()));
+        let blocks: u32 = std::fs::read_to_string(counter).unwrap().parse().unwrap();
+        assert!(blocks <= 10, "{} holds {blocks} blocks", blob.name);
+    }
+    let report = run_report(store.as_ref(), &config(), OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(report.overall.since_start.predictions, 150);
+    assert_eq!(report.overall.since_start.labelled, 150);
+    assert_eq!(report.duplicate_predictions, 0);
+    assert_eq!(log.status().appended, 150);
 }

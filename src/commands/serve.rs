@@ -58,6 +58,8 @@ pub async fn serve_on(
             max_batch: args.log_batch_records.max(1),
             max_age: Duration::from_millis(args.log_batch_milliseconds.max(10)),
             max_pending: args.log_max_pending.max(1),
+            min_flush_interval: Duration::from_millis(args.log_min_flush_milliseconds),
+            block_limit: args.store.append_block_limit.max(1),
         },
     ));
     let concurrency = args.inference_concurrency.unwrap_or_else(|| {

@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::record::{to_jsonl, FeedbackRecord, PredictionRecord};
-use super::{partition_blob, FEEDBACK_PREFIX, PREDICTIONS_PREFIX};
+use super::segments::SegmentWriter;
+use super::{partition_dir, FEEDBACK_PREFIX, PREDICTIONS_PREFIX};
 use crate::store::{BlobStore, StoreError};
 
 /// Largest single append: well below the service's limit on an append block.
@@ -33,6 +34,11 @@ pub struct PredictionLogConfig {
     /// Records kept while storage is down; beyond this, new records are counted as dropped
     /// (and reported) rather than growing memory without bound.
     pub max_pending: usize,
+    /// Flushes are at least this far apart, so a blob's blocks per hour stay bounded whatever
+    /// the request rate.
+    pub min_flush_interval: Duration,
+    /// The store's most blocks per append blob; segments roll over before it.
+    pub block_limit: u32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -54,13 +60,23 @@ struct Buffer {
     last_error: Option<String>,
 }
 
+type FeedbackWaiter = (
+    FeedbackRecord,
+    tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+);
+
 pub struct PredictionLog {
-    store: Arc<dyn BlobStore>,
     config: PredictionLogConfig,
+    segments: Arc<SegmentWriter>,
     buffer: Mutex<Buffer>,
     /// Serialises flushes, so batches reach a blob in the order they were taken.
     flushing: tokio::sync::Mutex<()>,
     wake: Notify,
+    /// Feedback waiting for the next group commit…
+    feedback_queue: Arc<Mutex<Vec<FeedbackWaiter>>>,
+    /// …which one caller at a time runs for everyone queued.
+    feedback_commit: tokio::sync::Mutex<()>,
+    feedback_appends: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PredictionLog {
@@ -71,16 +87,13 @@ impl std::fmt::Debug for PredictionLog {
     }
 }
 
-/// Groups records by destination blob (keeping their order) and cuts each group into appends
+/// Groups records by partition folder (keeping their order) and cuts each group into appends
 /// below the block size limit.
-fn appends_for(
-    records: &[PredictionRecord],
-    instance: &str,
-) -> Vec<(String, Vec<PredictionRecord>)> {
+fn appends_for(records: &[PredictionRecord]) -> Vec<(String, Vec<PredictionRecord>)> {
     let mut by_blob: BTreeMap<String, Vec<PredictionRecord>> = BTreeMap::new();
     for record in records {
         by_blob
-            .entry(partition_blob(PREDICTIONS_PREFIX, record.ts, instance))
+            .entry(partition_dir(PREDICTIONS_PREFIX, record.ts))
             .or_default()
             .push(record.clone());
     }
@@ -107,12 +120,26 @@ fn appends_for(
 impl PredictionLog {
     pub fn new(store: Arc<dyn BlobStore>, config: PredictionLogConfig) -> Self {
         Self {
-            store,
+            segments: Arc::new(SegmentWriter::new(
+                store,
+                config.container.clone(),
+                config.instance.clone(),
+                config.block_limit,
+            )),
             config,
             buffer: Mutex::new(Buffer::default()),
             flushing: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
+            feedback_queue: Arc::new(Mutex::new(Vec::new())),
+            feedback_commit: tokio::sync::Mutex::new(()),
+            feedback_appends: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many appends feedback took so far (a group commit is one).
+    pub fn feedback_appends(&self) -> u64 {
+        self.feedback_appends
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn instance(&self) -> &str {
@@ -165,10 +192,11 @@ impl PredictionLog {
         if taken.is_empty() {
             return Ok(());
         }
-        let appends = appends_for(&taken, &self.config.instance);
-        for (done, (blob, records)) in appends.iter().enumerate() {
+        let appends = appends_for(&taken);
+        for (done, (_, records)) in appends.iter().enumerate() {
             let bytes = Bytes::from(to_jsonl(records));
-            if let Err(error) = self.store.append(&self.config.container, blob, bytes).await {
+            let hour = records[0].ts;
+            if let Err(error) = self.segments.append(PREDICTIONS_PREFIX, hour, bytes).await {
                 let unstored: Vec<PredictionRecord> = appends[done..]
                     .iter()
                     .flat_map(|(_, r)| r.iter().cloned())
@@ -191,16 +219,42 @@ impl PredictionLog {
     }
 
     /// Appends one feedback record and returns only once it is stored.
+    ///
+    /// Group commit: the record joins a queue, and one caller at a time appends everything queued
+    /// in one block per hour, then tells each waiter how it went. Feedback that arrives while an
+    /// append is under way therefore shares the next one. The append runs on its own task, so a
+    /// caller that goes away mid-commit cannot leave the others without an answer.
     pub async fn append_feedback(&self, record: &FeedbackRecord) -> Result<(), StoreError> {
-        let blob = partition_blob(FEEDBACK_PREFIX, record.ts, &self.config.instance);
-        let bytes = Bytes::from(to_jsonl(std::slice::from_ref(record)));
-        self.store
-            .append(&self.config.container, &blob, bytes)
-            .await
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.feedback_queue
+            .lock()
+            .expect("feedback queue poisoned")
+            .push((record.clone(), done));
+        {
+            let _one_commit_at_a_time = self.feedback_commit.lock().await;
+            let batch =
+                std::mem::take(&mut *self.feedback_queue.lock().expect("feedback queue poisoned"));
+            if !batch.is_empty() {
+                let appends = batch
+                    .iter()
+                    .map(|(r, _)| partition_dir(FEEDBACK_PREFIX, r.ts))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                self.feedback_appends
+                    .fetch_add(appends as u64, std::sync::atomic::Ordering::Relaxed);
+                let segments = self.segments.clone();
+                tokio::spawn(commit_feedback(segments, batch)).await.ok();
+            }
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::Uncertain(
+                "the feedback commit stopped before it answered".into(),
+            ))
+        })
     }
 
-    /// Flushes on size or age until `shutdown`, retrying failures with back-off, then flushes what
-    /// is left (trying for up to `final_deadline`).
+    /// Flushes on size or age until `shutdown`, at most once per `min_flush_interval`, retrying
+    /// failures with back-off, then flushes what is left (trying for up to `final_deadline`).
     pub fn spawn_flusher(
         self: Arc<Self>,
         shutdown: CancellationToken,
@@ -208,6 +262,7 @@ impl PredictionLog {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut backoff = Duration::ZERO;
+            let mut last_flush = Instant::now();
             loop {
                 let wait = self.config.max_age.max(backoff);
                 tokio::select! {
@@ -215,6 +270,19 @@ impl PredictionLog {
                     _ = self.wake.notified(), if backoff.is_zero() => {},
                     _ = tokio::time::sleep(wait) => {},
                 }
+                // However fast records come, a blob gets at most one block per interval.
+                let since = last_flush.elapsed();
+                if since < self.config.min_flush_interval {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(self.config.min_flush_interval - since) => {},
+                    }
+                }
+                last_flush = Instant::now();
+                self.segments.forget_before(
+                    PREDICTIONS_PREFIX,
+                    time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+                );
                 match self.flush().await {
                     Ok(()) => backoff = Duration::ZERO,
                     Err(error) => {
@@ -245,5 +313,31 @@ impl PredictionLog {
                 }
             }
         })
+    }
+}
+
+/// Appends a batch of feedback, one block per hour it spans, and answers every waiter.
+async fn commit_feedback(segments: Arc<SegmentWriter>, batch: Vec<FeedbackWaiter>) {
+    let mut by_hour: BTreeMap<String, Vec<FeedbackWaiter>> = BTreeMap::new();
+    for waiter in batch {
+        by_hour
+            .entry(partition_dir(FEEDBACK_PREFIX, waiter.0.ts))
+            .or_default()
+            .push(waiter);
+    }
+    for (_, waiters) in by_hour {
+        let records: Vec<FeedbackRecord> = waiters.iter().map(|(r, _)| r.clone()).collect();
+        let outcome = segments
+            .append(
+                FEEDBACK_PREFIX,
+                records[0].ts,
+                Bytes::from(to_jsonl(&records)),
+            )
+            .await
+            .map(drop);
+        for (_, done) in waiters {
+            // A caller that went away no longer listens; the record is stored all the same.
+            let _ = done.send(outcome.clone());
+        }
     }
 }

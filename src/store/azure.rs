@@ -374,7 +374,16 @@ impl BlobStore for AzureStore {
                 result = append_once().await?;
             }
         }
-        result.map(|_| ()).map_err(map_error)
+        result.map(|_| ()).map_err(|e| {
+            if error_code(&e).as_deref() == Some("BlockCountExceedsLimit") {
+                StoreError::BlockLimit {
+                    container: container.to_owned(),
+                    name: name.to_owned(),
+                }
+            } else {
+                map_error(e)
+            }
+        })
     }
 
     async fn list(&self, container: &str, prefix: &str) -> StoreResult<Vec<BlobInfo>> {

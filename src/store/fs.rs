@@ -20,6 +20,8 @@ pub struct FsStore {
     data_dir: PathBuf,
     models_dir: PathBuf,
     models_container: String,
+    /// Most appends one blob takes; its count is kept beside the file (`.<name>.blocks`).
+    block_limit: u32,
     /// Serialises writes, so that a conditional put's check and rename are one step for every
     /// writer in this process.
     write_lock: Mutex<()>,
@@ -31,8 +33,15 @@ impl FsStore {
             data_dir,
             models_dir,
             models_container,
+            block_limit: super::APPEND_BLOCK_LIMIT,
             write_lock: Mutex::new(()),
         }
+    }
+
+    /// The same store with another block limit per append blob (tests set it low).
+    pub fn with_block_limit(mut self, limit: u32) -> Self {
+        self.block_limit = limit.max(1);
+        self
     }
 
     fn container_dir(&self, container: &str) -> StoreResult<PathBuf> {
@@ -234,10 +243,26 @@ impl BlobStore for FsStore {
 
     async fn append(&self, container: &str, name: &str, bytes: Bytes) -> StoreResult<()> {
         let path = self.path(container, name)?;
+        let limit = self.block_limit;
+        let (c, n) = (container.to_owned(), name.to_owned());
         let _guard = self.write_lock.lock().await;
         blocking(move || {
             let dir = path.parent().expect("a blob path always has a parent");
             std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+            let counter = dir.join(format!(
+                ".{}.blocks",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            ));
+            let blocks: u32 = std::fs::read_to_string(&counter)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            if blocks >= limit {
+                return Err(StoreError::BlockLimit {
+                    container: c,
+                    name: n,
+                });
+            }
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -255,8 +280,9 @@ impl BlobStore for FsStore {
                 if let Err(e) = file.set_len(before).and_then(|()| file.sync_data()) {
                     tracing::error!(path = %path.display(), error = %e, "could not cut back a failed append");
                 }
+                return written;
             }
-            written
+            std::fs::write(&counter, (blocks + 1).to_string()).map_err(|e| io_error(&counter, e))
         })
         .await
     }

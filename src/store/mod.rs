@@ -55,7 +55,7 @@ pub struct BlobInfo {
 
 /// Errors of the storage layer. Messages never contain credentials: the Azure implementation
 /// redacts SAS signatures before building them.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("blob {container}/{name} not found")]
     NotFound { container: String, name: String },
@@ -63,6 +63,9 @@ pub enum StoreError {
     ConditionFailed { container: String, name: String },
     #[error("invalid blob name {0:?}")]
     InvalidName(String),
+    /// The append blob holds as many blocks as it may (50,000 on Azure): append to another one.
+    #[error("append blob {container}/{name} is full: it holds the most blocks a blob may")]
+    BlockLimit { container: String, name: String },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     /// The call got no answer (a timeout, a connection lost mid-request): the operation may or
@@ -131,6 +134,10 @@ pub fn validate_blob_name(name: &str) -> StoreResult<()> {
     }
 }
 
+/// Most blocks one append blob holds on Azure; past it every append fails. The local store
+/// enforces the same limit, so no writer can rely on a limit only the cloud has.
+pub const APPEND_BLOCK_LIMIT: u32 = 50_000;
+
 /// Which Entra ID credential the Azure store uses with an account URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential {
@@ -156,6 +163,8 @@ pub struct StoreConfig {
     pub models_container: String,
     /// Upper bound on one storage operation, retries included.
     pub timeout: Duration,
+    /// Local store: most appends (blocks) one append blob takes, as Azure's 50,000; lower in tests.
+    pub append_block_limit: u32,
 }
 
 impl fmt::Debug for StoreConfig {
@@ -172,6 +181,7 @@ impl fmt::Debug for StoreConfig {
             .field("models_dir", &self.models_dir)
             .field("models_container", &self.models_container)
             .field("timeout", &self.timeout)
+            .field("append_block_limit", &self.append_block_limit)
             .finish()
     }
 }
@@ -193,11 +203,14 @@ pub fn open(config: &StoreConfig) -> StoreResult<Arc<dyn BlobStore>> {
             timeout,
         )?));
     }
-    Ok(Arc::new(fs::FsStore::new(
-        config.data_dir.clone(),
-        config.models_dir.clone(),
-        config.models_container.clone(),
-    )))
+    Ok(Arc::new(
+        fs::FsStore::new(
+            config.data_dir.clone(),
+            config.models_dir.clone(),
+            config.models_container.clone(),
+        )
+        .with_block_limit(config.append_block_limit),
+    ))
 }
 
 #[cfg(test)]

@@ -329,6 +329,8 @@ pub async fn concurrent_writers(
                 max_batch: 7,
                 max_age: Duration::from_millis(5),
                 max_pending: 10_000,
+                min_flush_interval: std::time::Duration::ZERO,
+                block_limit: tweet_sentiment::store::APPEND_BLOCK_LIMIT,
             },
         ));
         let flusher = log.clone().spawn_flusher(
@@ -371,6 +373,8 @@ pub async fn concurrent_writers(
             max_batch: 1,
             max_age: Duration::from_millis(5),
             max_pending: 10,
+            min_flush_interval: std::time::Duration::ZERO,
+            block_limit: tweet_sentiment::store::APPEND_BLOCK_LIMIT,
         },
     ));
     let mut feedback_ids = HashSet::new();
