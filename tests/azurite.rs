@@ -439,3 +439,120 @@ async fn storage_outage_feedback_is_refused_and_predictions_wait() {
     expected.sort();
     assert_eq!(prediction_ids, expected);
 }
+
+/// Azurite frozen (SIGSTOP) while feedback is written: the call times out, the caller is told
+/// `stored: unknown` (the write may have landed), retries once Azurite is back, and the report
+/// counts that feedback exactly once whether the first attempt landed or not. Predictions made
+/// during the freeze wait in the buffer and are all counted once.
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn frozen_storage_then_a_retried_feedback_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let azurite = PrivateAzurite::start(free_port(), dir.path());
+    let cs = azurite.connection_string();
+    let container = unique("models");
+    let out = Command::new(env!("CARGO_BIN_EXE_tweet-sentiment"))
+        .arg("promote")
+        .arg(fixture_version_dir("fixture-nb"))
+        .env("STORAGE_CONNECTION_STRING", &cs)
+        .env("MODELS_CONTAINER", &container)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut handler = Handler::start(&[
+        ("STORAGE_CONNECTION_STRING", &cs),
+        ("MODELS_CONTAINER", &container),
+        ("STORAGE_TIMEOUT_SECONDS", "2"),
+        ("LOG_BATCH_MILLISECONDS", "100"),
+        ("REPORT_TIMER", "never"),
+    ]);
+    let client = reqwest::Client::new();
+    handler.wait_ready(&client).await;
+    handler
+        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
+        .await;
+    let post = |path: &'static str, body: serde_json::Value| {
+        let client = client.clone();
+        let url = handler.url(path);
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let mut ids = Vec::new();
+    for text in ["on hold for 45 minutes", "two hour wait at the gate"] {
+        let (status, body) = post("/api/predict", serde_json::json!({ "text": text })).await;
+        assert_eq!(status, 200);
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    handler
+        .wait_health(&client, Duration::from_secs(15), |h| {
+            h["log"]["appended"] == 2
+        })
+        .await;
+
+    let pid = azurite.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let (status, body) = post(
+        "/api/feedback",
+        serde_json::json!({"id": ids[0], "true_label": 0}),
+    )
+    .await;
+    // Scoring goes on during the freeze; its records wait in the buffer.
+    let (frozen_status, frozen) = post(
+        "/api/predict",
+        serde_json::json!({"text": "my bag never showed up"}),
+    )
+    .await;
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "storage_timeout", "{body}");
+    assert_eq!(body["stored"], "unknown", "{body}");
+    assert_eq!(frozen_status, 200);
+    ids.push(frozen["id"].as_str().unwrap().to_owned());
+
+    // The caller retries, as the answer says it safely may.
+    let (status, body) = post(
+        "/api/feedback",
+        serde_json::json!({"id": ids[0], "true_label": 0}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    handler
+        .wait_health(&client, Duration::from_secs(30), |h| {
+            h["log"]["appended"] == 3 && h["log"]["pending"] == 0
+        })
+        .await;
+    let (status, _) = post(
+        "/metrics-report",
+        serde_json::json!({"Data": {}, "Metadata": {}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(handler.terminate().success());
+
+    let store = AzureStore::with_account_key(
+        ConnectionString::parse(&cs).unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&store.get("reports", "latest.json").await.unwrap().bytes).unwrap();
+    let overall = &report["overall"]["since_start"];
+    assert_eq!(overall["predictions"], 3, "{overall}");
+    assert_eq!(overall["labelled"], 1, "{overall}");
+    assert_eq!(report["feedback"]["joined"], 1, "{}", report["feedback"]);
+    assert_eq!(report["duplicate_predictions"], 0);
+    let repeated = report["feedback"]["repeated"].as_u64().unwrap();
+    assert!(
+        repeated <= 1,
+        "the first attempt landed or it did not: {repeated}"
+    );
+}

@@ -282,7 +282,12 @@ impl BlobStore for FsStore {
                 }
                 return written;
             }
-            std::fs::write(&counter, (blocks + 1).to_string()).map_err(|e| io_error(&counter, e))
+            // The data is stored: a counter that cannot be written only loses count, and failing
+            // here would make the caller append the same bytes again.
+            if let Err(e) = std::fs::write(&counter, (blocks + 1).to_string()) {
+                tracing::warn!(path = %counter.display(), error = %e, "could not count an append block");
+            }
+            Ok(())
         })
         .await
     }

@@ -194,6 +194,15 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// SIGKILL: no shutdown, no final flush, as when the platform gives up on the process.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.drain_log();
+    }
+}
+
 impl Drop for Handler {
     fn drop(&mut self) {
         let _ = self.child.kill();
