@@ -195,9 +195,26 @@ pub struct ServeArgs {
     #[arg(long, env = "MODEL_POLL_SECONDS", default_value_t = 30)]
     pub model_poll_seconds: u64,
 
-    /// Most inferences run at once; further requests wait. Defaults to the number of cores.
+    /// Threads scoring batches at once, one core each. Defaults to the number of cores.
     #[arg(long, env = "INFERENCE_CONCURRENCY")]
     pub inference_concurrency: Option<usize>,
+
+    /// Most texts in one model call: concurrent requests' texts are scored together up to this.
+    #[arg(long, env = "BATCH_MAX_TEXTS", default_value_t = 16)]
+    pub batch_max_texts: usize,
+
+    /// Most texts one request puts in each round of a batch, so that a long batch request
+    /// interleaves with single tweets instead of going first as a whole.
+    #[arg(long, env = "BATCH_CHUNK_TEXTS", default_value_t = 4)]
+    pub batch_chunk_texts: usize,
+
+    /// Microseconds a scoring thread that found fewer than BATCH_MAX_TEXTS texts waits for more.
+    #[arg(long, env = "BATCH_WAIT_MICROSECONDS", default_value_t = 500)]
+    pub batch_wait_microseconds: u64,
+
+    /// Most texts waiting to be scored; past it a request gets 503 `overloaded` with Retry-After.
+    #[arg(long, env = "QUEUE_MAX_TEXTS", default_value_t = 2048)]
+    pub queue_max_texts: usize,
 
     /// How much tweet text the prediction log keeps.
     #[arg(long, env = "LOG_TEXT", value_enum, default_value = "full")]

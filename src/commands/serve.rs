@@ -12,6 +12,7 @@ use crate::functions::{self, AppState, ServerLimits};
 use crate::log::{PredictionLog, PredictionLogConfig};
 use crate::metrics::schedule::Schedule;
 use crate::model::Registry;
+use crate::service::batcher::BatcherConfig;
 use crate::service::{Service, ServiceConfig};
 
 /// `serve`: binds the configured address and serves until SIGTERM or Ctrl-C.
@@ -62,17 +63,24 @@ pub async fn serve_on(
             block_limit: args.store.append_block_limit.max(1),
         },
     ));
-    let concurrency = args.inference_concurrency.unwrap_or_else(|| {
+    let workers = args.inference_concurrency.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let batching = BatcherConfig {
+        workers: workers.max(1),
+        max_batch: args.batch_max_texts.max(1),
+        chunk: args.batch_chunk_texts.max(1),
+        max_wait: Duration::from_micros(args.batch_wait_microseconds),
+        max_queued: args.queue_max_texts.max(1),
+    };
     let service = Arc::new(Service::new(
         registry.clone(),
         store.clone(),
         log.clone(),
         ServiceConfig {
-            concurrency,
+            batching,
             text_mode: args.log_text.into(),
             report: args.report.report_config(&args.store),
         },

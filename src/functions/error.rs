@@ -62,6 +62,7 @@ impl ApiError {
                 ErrorKind::ReportUnreadable => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "report_unreadable")
                 }
+                ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             },
         }
     }
@@ -106,6 +107,13 @@ impl ApiError {
         };
         let mut response = warp::reply::json(&body).into_response();
         *response.status_mut() = status;
+        if code == "overloaded" {
+            // A second is about what the queue takes to drain at its limit.
+            response.headers_mut().insert(
+                warp::http::header::RETRY_AFTER,
+                warp::http::HeaderValue::from_static("1"),
+            );
+        }
         response
     }
 }

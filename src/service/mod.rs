@@ -2,12 +2,13 @@
 //! async runtime, and reports health. The HTTP layer above only parses and maps errors; the
 //! model and store layers below know nothing of requests.
 
+pub mod batcher;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::log::{FeedbackRecord, LogStatus, PredictionLog, PredictionRecord, TextMode};
@@ -34,6 +35,8 @@ pub enum ServiceError {
     Report(#[from] AggregationError),
     #[error(transparent)]
     LatestReport(#[from] LatestReportError),
+    #[error(transparent)]
+    Overloaded(#[from] batcher::Overloaded),
 }
 
 /// What went wrong, flat: the HTTP layer maps each kind to a status without looking into the
@@ -58,6 +61,8 @@ pub enum ErrorKind {
     NoReport,
     /// The latest report is not valid JSON.
     ReportUnreadable,
+    /// Too many texts are waiting to be scored: try again shortly.
+    Overloaded,
 }
 
 impl ServiceError {
@@ -80,6 +85,7 @@ impl ServiceError {
             ServiceError::LatestReport(LatestReportError::Store(_)) => {
                 ErrorKind::StorageUnavailable
             }
+            ServiceError::Overloaded(_) => ErrorKind::Overloaded,
         }
     }
 }
@@ -115,6 +121,8 @@ pub struct Health {
     pub store: String,
     /// The prediction log: records waiting to be appended, and the last append error.
     pub log: LogStatus,
+    /// Texts waiting to be scored, and the batches made so far.
+    pub queue: batcher::QueueStatus,
 }
 
 impl Health {
@@ -126,8 +134,8 @@ impl Health {
 /// What the service is built from, besides its collaborators.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// Most inferences at once.
-    pub concurrency: usize,
+    /// How concurrent requests are batched for the model.
+    pub batching: batcher::BatcherConfig,
     pub text_mode: TextMode,
     pub report: ReportConfig,
 }
@@ -139,8 +147,8 @@ pub struct Service {
     log: Arc<PredictionLog>,
     latest_report: LatestReport,
     config: ServiceConfig,
-    /// Bounds concurrent inferences to the cores we have: more would only queue inside the CPU.
-    inference_slots: Arc<Semaphore>,
+    /// Gathers concurrent requests' texts into model batches, on threads of its own.
+    batcher: Arc<batcher::Batcher>,
     /// One report run at a time in this process (runs elsewhere are fenced by the checkpoint).
     report_running: tokio::sync::Mutex<()>,
     started: Instant,
@@ -194,28 +202,6 @@ pub fn validate(texts: &[String], true_label: Option<u8>) -> Result<(), ServiceE
         }
     }
     Ok(())
-}
-
-/// Runs the model on a blocking thread, holding one inference slot.
-async fn score_off_runtime(
-    slots: &Arc<Semaphore>,
-    model: Arc<LoadedModel>,
-    texts: Vec<String>,
-) -> Result<(Vec<f32>, f64), ServiceError> {
-    let _slot = slots
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the inference semaphore is never closed");
-    let (scores, elapsed) = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let scores = model.scorer.score(&refs);
-        (scores, started.elapsed())
-    })
-    .await
-    .map_err(|e| ModelError::Inference(format!("scoring task failed: {e}")))?;
-    Ok((scores?, elapsed.as_secs_f64() * 1e3))
 }
 
 fn predictions_from(
@@ -279,7 +265,7 @@ impl Service {
             registry,
             store,
             log,
-            inference_slots: Arc::new(Semaphore::new(config.concurrency.max(1))),
+            batcher: Arc::new(batcher::Batcher::new(config.batching.clone())),
             config,
             report_running: tokio::sync::Mutex::new(()),
             started: Instant::now(),
@@ -303,8 +289,7 @@ impl Service {
             .registry
             .get(Role::Champion)
             .ok_or(ServiceError::NoModel)?;
-        let (scores, latency_ms) =
-            score_off_runtime(&self.inference_slots, model.clone(), texts.clone()).await?;
+        let (scores, latency_ms) = self.batcher.score(model.clone(), texts.clone()).await??;
         let ids: Vec<Uuid> = texts.iter().map(|_| Uuid::now_v7()).collect();
         let predictions = predictions_from(&model, &ids, scores, latency_ms);
         let label = if texts.len() == 1 { true_label } else { None };
@@ -330,12 +315,12 @@ impl Service {
         texts: Vec<String>,
         label: Option<u8>,
     ) {
-        let slots = self.inference_slots.clone();
+        let batcher = self.batcher.clone();
         let log = self.log.clone();
         let text_mode = self.config.text_mode;
         tokio::spawn(async move {
-            match score_off_runtime(&slots, challenger.clone(), texts.clone()).await {
-                Ok((scores, latency_ms)) => {
+            match batcher.score(challenger.clone(), texts.clone()).await {
+                Ok(Ok((scores, latency_ms))) => {
                     let predictions = predictions_from(&challenger, &ids, scores, latency_ms);
                     log.record(records_from(
                         &predictions,
@@ -345,7 +330,9 @@ impl Service {
                         label,
                     ));
                 }
-                Err(error) => tracing::warn!(%error, "challenger failed to score in shadow"),
+                Ok(Err(error)) => tracing::warn!(%error, "challenger failed to score in shadow"),
+                // Shadow scoring is the first thing to give way under load.
+                Err(overloaded) => tracing::debug!(%overloaded, "challenger skipped a request"),
             }
         });
     }
@@ -432,6 +419,7 @@ impl Service {
             uptime_seconds: self.started.elapsed().as_secs(),
             store: self.store.kind().to_owned(),
             log: self.log.status(),
+            queue: self.batcher.status(),
         }
     }
 }
