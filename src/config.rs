@@ -200,16 +200,16 @@ pub struct ServeArgs {
     pub inference_concurrency: Option<usize>,
 
     /// Most texts in one model call: concurrent requests' texts are scored together up to this.
-    #[arg(long, env = "BATCH_MAX_TEXTS", default_value_t = 16)]
+    #[arg(long, env = "BATCH_MAX_TEXTS", default_value_t = 4)]
     pub batch_max_texts: usize,
 
     /// Most texts one request puts in each round of a batch, so that a long batch request
     /// interleaves with single tweets instead of going first as a whole.
-    #[arg(long, env = "BATCH_CHUNK_TEXTS", default_value_t = 4)]
+    #[arg(long, env = "BATCH_CHUNK_TEXTS", default_value_t = 2)]
     pub batch_chunk_texts: usize,
 
     /// Microseconds a scoring thread that found fewer than BATCH_MAX_TEXTS texts waits for more.
-    #[arg(long, env = "BATCH_WAIT_MICROSECONDS", default_value_t = 500)]
+    #[arg(long, env = "BATCH_WAIT_MICROSECONDS", default_value_t = 0)]
     pub batch_wait_microseconds: u64,
 
     /// Most texts waiting to be scored; past it a request gets 503 `overloaded` with Retry-After.

@@ -17,8 +17,10 @@ EXTRAS="test"
 if [ "${CI_TRAIN_EXTRAS:-0}" = 1 ]; then
     EXTRAS="test,train"
 fi
-# pip only downloads what is missing or at another version than the pins.
-"$PY" -m pip install --quiet --disable-pip-version-check -e "training[$EXTRAS]"
+# pip only downloads what is missing or at another version than the pins. On a fresh machine this
+# takes a few minutes (about 1 GB): say so, and show pip's own lines rather than minutes of silence.
+echo "installing the training package's test dependencies into $VENV (training[$EXTRAS])"
+"$PY" -m pip install --disable-pip-version-check --progress-bar off -e "training[$EXTRAS]"
 
 export HF_HUB_OFFLINE=1
 "$PY" -m ruff check --config training/pyproject.toml training

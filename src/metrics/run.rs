@@ -48,9 +48,10 @@ fn parse_lines<T: serde::de::DeserializeOwned>(bytes: &[u8], out: &mut Vec<T>, i
 /// flight the round trips overlap, and more than this gained nothing on Azurite (docs/scale.md).
 pub const READ_CONCURRENCY: usize = 8;
 
-/// Reads every log blob (every segment) under `prefix` past its checkpointed offset, several at
-/// a time, and parses them in listing order.
-async fn read_new<T: serde::de::DeserializeOwned>(
+/// Reads every log blob (every segment) under `prefix` past its checkpointed offset: several
+/// blobs downloading at once, each parsed on a blocking thread as it arrives, and the records
+/// kept in listing order.
+async fn read_new<T: serde::de::DeserializeOwned + Send + 'static>(
     store: &dyn BlobStore,
     container: &str,
     prefix: &str,
@@ -59,7 +60,6 @@ async fn read_new<T: serde::de::DeserializeOwned>(
 ) -> Result<Vec<T>, AggregationError> {
     use futures::StreamExt;
 
-    let mut records = Vec::new();
     let fresh: Vec<(String, u64)> = store
         .list(container, prefix)
         .await?
@@ -71,14 +71,24 @@ async fn read_new<T: serde::de::DeserializeOwned>(
         .collect();
     let mut reads = futures::stream::iter(fresh)
         .map(|(name, offset)| async move {
-            let bytes = store.get_from(container, &name, offset).await;
-            (name, offset, bytes)
+            let bytes = store.get_from(container, &name, offset).await?;
+            let parsed = tokio::task::spawn_blocking(move || {
+                let (lines, consumed) = complete_lines(&bytes);
+                let mut records = Vec::new();
+                let mut invalid = 0;
+                parse_lines(lines, &mut records, &mut invalid);
+                (records, invalid, consumed)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("parsing task failed: {e}")))?;
+            Ok::<_, StoreError>((name, offset, parsed))
         })
         .buffered(READ_CONCURRENCY);
-    while let Some((name, offset, bytes)) = reads.next().await {
-        let bytes = bytes?;
-        let (lines, consumed) = complete_lines(&bytes);
-        parse_lines(lines, &mut records, &mut state.invalid_lines);
+    let mut records = Vec::new();
+    while let Some(read) = reads.next().await {
+        let (name, offset, (parsed, invalid, consumed)) = read?;
+        records.extend(parsed);
+        state.invalid_lines += invalid;
         if consumed > 0 {
             state.offsets.insert(name, offset + consumed);
             run.blobs_read += 1;

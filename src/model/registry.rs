@@ -108,6 +108,7 @@ pub async fn load_version(
     container: &str,
     version: &ModelRef,
 ) -> Result<Scorer, ModelError> {
+    let started = std::time::Instant::now();
     let manifest_blob = store.get(container, &version.blob(MANIFEST_FILE)).await?;
     let manifest = Manifest::parse(&manifest_blob.bytes)?;
     if manifest.name != version.name || manifest.version != version.version {
@@ -116,8 +117,18 @@ pub async fn load_version(
             manifest.name, manifest.version
         )));
     }
-    let tokenizer = store.get(container, &version.blob(TOKENIZER_FILE)).await?;
-    let model = store.get(container, &version.blob(MODEL_FILE)).await?;
+    // The two files download side by side.
+    let (tokenizer_blob, model_blob) = (version.blob(TOKENIZER_FILE), version.blob(MODEL_FILE));
+    let (tokenizer, model) = tokio::try_join!(
+        store.get(container, &tokenizer_blob),
+        store.get(container, &model_blob)
+    )?;
+    tracing::info!(
+        model = %version,
+        download_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+        bytes = tokenizer.bytes.len() + model.bytes.len(),
+        "model downloaded"
+    );
     tokio::task::spawn_blocking(move || Scorer::load(manifest, &tokenizer.bytes, &model.bytes))
         .await
         .map_err(|e| ModelError::Onnx(format!("loading task failed: {e}")))?

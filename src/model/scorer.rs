@@ -53,10 +53,34 @@ impl Scorer {
         tokenizer_json: &[u8],
         model_onnx: &[u8],
     ) -> Result<Self, ModelError> {
-        manifest.verify(TOKENIZER_FILE, tokenizer_json)?;
-        manifest.verify(MODEL_FILE, model_onnx)?;
-        let tokenizer = build_tokenizer(&manifest, tokenizer_json)?;
-        let (plan, feeds, one_at_a_time) = build_plan(&manifest, model_onnx)?;
+        // Where cold start goes, phase by phase, in one log line per load.
+        let clock = std::time::Instant::now();
+        let lap = |since: &mut std::time::Instant| {
+            let ms = since.elapsed().as_secs_f64() * 1e3;
+            *since = std::time::Instant::now();
+            (ms * 10.0).round() / 10.0
+        };
+        let mut since = clock;
+        // The two digests are independent: hash the large file on a second thread.
+        std::thread::scope(|scope| {
+            let model_digest = scope.spawn(|| manifest.verify(MODEL_FILE, model_onnx));
+            let tokenizer_digest = manifest.verify(TOKENIZER_FILE, tokenizer_json);
+            tokenizer_digest.and(model_digest.join().expect("hashing thread panicked"))
+        })?;
+        let sha256_ms = lap(&mut since);
+        // The tokenizer and the plan are independent too: build them side by side.
+        let (tokenizer, built) = std::thread::scope(|scope| {
+            let plan = scope.spawn(|| {
+                let started = std::time::Instant::now();
+                (build_plan(&manifest, model_onnx), started.elapsed())
+            });
+            let tokenizer = build_tokenizer(&manifest, tokenizer_json);
+            (tokenizer, plan.join().expect("plan thread panicked"))
+        });
+        let (plan, plan_time) = built;
+        let tokenizer = tokenizer?;
+        let (plan, feeds, one_at_a_time) = plan?;
+        let build_ms = lap(&mut since);
         let scorer = Self {
             manifest,
             tokenizer,
@@ -65,6 +89,15 @@ impl Scorer {
             one_at_a_time,
         };
         scorer.prove_contract()?;
+        tracing::info!(
+            model = %scorer.manifest.model_ref(),
+            sha256_ms,
+            build_ms,
+            plan_ms = (plan_time.as_secs_f64() * 1e4).round() / 10.0,
+            first_scores_ms = lap(&mut since),
+            total_ms = (clock.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+            "model built"
+        );
         Ok(scorer)
     }
 

@@ -244,7 +244,18 @@ fn take_batch(queue: &mut Queue, config: &BatcherConfig) -> Option<(Arc<LoadedMo
         }
     }
     queue.queued_texts -= count;
-    queue.jobs.retain(|job| job.taken < job.texts.len());
+    // True round robin: the requests served go behind those that were not, so the next batch
+    // starts with whoever waited; otherwise a request behind several long ones would starve
+    // until they finished.
+    let served: std::collections::HashSet<*const Outcome> =
+        pieces.iter().map(|p| Arc::as_ptr(&p.outcome)).collect();
+    let (mut waited, rest): (VecDeque<Job>, VecDeque<Job>) = queue
+        .jobs
+        .drain(..)
+        .filter(|job| job.taken < job.texts.len())
+        .partition(|job| !served.contains(&Arc::as_ptr(&job.outcome)));
+    waited.extend(rest);
+    queue.jobs = waited;
     Some((model, pieces))
 }
 
@@ -393,6 +404,28 @@ mod tests {
         assert_eq!(queue.queued_texts, 49);
         assert_eq!(queue.jobs.len(), 1, "the single tweet is fully taken");
         assert_eq!(queue.jobs[0].taken, 15);
+    }
+
+    #[test]
+    fn requests_behind_long_ones_are_served_in_turn_not_starved() {
+        let model = fixture();
+        let mut queue = Queue::default();
+        for n in [64, 64, 64, 64, 1] {
+            queue.jobs.push_back(job(&model, n));
+        }
+        queue.queued_texts = 257;
+        let config = config(4, 2);
+        let first = take_batch(&mut queue, &config).unwrap().1;
+        assert_eq!(first.len(), 2, "two requests fill the first batch");
+        // The next batch starts with the requests that waited: the third long one and the single
+        // tweet's turn comes in the batch after, not after 256 texts.
+        let second = take_batch(&mut queue, &config).unwrap().1;
+        let third = take_batch(&mut queue, &config).unwrap().1;
+        let sizes: Vec<usize> = second.iter().chain(&third).map(|p| p.texts.len()).collect();
+        assert!(
+            sizes.contains(&1),
+            "the single tweet is in the second or third batch: {sizes:?}"
+        );
     }
 
     #[test]
