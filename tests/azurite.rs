@@ -556,3 +556,52 @@ async fn frozen_storage_then_a_retried_feedback_counts_once() {
         "the first attempt landed or it did not: {repeated}"
     );
 }
+
+/// Two report runs racing on the same checkpoint in Azurite: at most one commits (the other is
+/// told `ConcurrentRun` and writes no checkpoint), and a third run afterwards counts every record
+/// exactly once.
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn two_report_runs_racing_on_azurite_count_once() {
+    use tweet_sentiment::log::{PredictionLog, PredictionRecord};
+    use tweet_sentiment::metrics::{run_report, AggregationError};
+
+    let store: std::sync::Arc<dyn BlobStore> = std::sync::Arc::new(store());
+    let (logs, reports) = (unique("logs"), unique("reports"));
+    let log = PredictionLog::new(store.clone(), common::manual_log_config("i", &logs));
+    log.record((0..300u32).map(|i| PredictionRecord {
+        v: 1,
+        id: uuid::Uuid::now_v7(),
+        ts: time::OffsetDateTime::now_utc(),
+        model: tweet_sentiment::model::ModelRef {
+            name: "fixture-nb".into(),
+            version: "1".into(),
+        },
+        role: tweet_sentiment::model::Role::Champion,
+        score: 0.3,
+        sentiment: tweet_sentiment::model::Sentiment::Negative,
+        latency_ms: 1.0,
+        text: None,
+        true_label: Some(u8::from(i % 2 == 0)),
+    }));
+    log.flush().await.unwrap();
+    let config = common::report_config(&logs, &reports);
+    let now = time::OffsetDateTime::now_utc();
+    let (a, b) = tokio::join!(
+        run_report(store.as_ref(), &config, now),
+        run_report(store.as_ref(), &config, now)
+    );
+    let committed = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    let refused = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(AggregationError::ConcurrentRun)))
+        .count();
+    assert_eq!(committed + refused, 2, "{a:?} {b:?}");
+    assert!(committed >= 1, "a run that raced alone commits");
+    let after = run_report(store.as_ref(), &config, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(after.overall.since_start.predictions, 300);
+    assert_eq!(after.overall.since_start.labelled, 300);
+    assert_eq!(after.duplicate_predictions, 0);
+}

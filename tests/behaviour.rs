@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -65,25 +65,15 @@ async fn the_served_champion_passes_the_suite_as_measured_in_training() {
         "the suite has {} distinct texts",
         texts.len()
     );
-    let mut answers: HashMap<String, (f64, bool)> = HashMap::new();
-    for chunk in texts.chunks(64) {
-        let r: Value = server
-            .client
-            .post(server.url("/api/predict"))
-            .json(&json!({ "texts": chunk }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for (text, p) in chunk.iter().zip(r["predictions"].as_array().unwrap()) {
-            answers.insert(
-                text.clone(),
-                (p["score"].as_f64().unwrap(), p["sentiment"] == "positive"),
-            );
-        }
-    }
+    let answers: HashMap<String, (f64, bool)> = texts
+        .iter()
+        .cloned()
+        .zip(server.predict_all(&texts).await)
+        .map(|(text, p)| {
+            let decision = (p["score"].as_f64().unwrap(), p["sentiment"] == "positive");
+            (text, decision)
+        })
+        .collect();
 
     let mut per_category: BTreeMap<String, (u32, u32)> = BTreeMap::new();
     for t in tests {

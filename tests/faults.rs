@@ -77,17 +77,29 @@ async fn sigterm_with_a_stuck_client_exits_within_the_deadline_and_flushes() {
 /// while they are open the server still answers health.
 #[tokio::test]
 async fn half_open_connections_neither_starve_health_nor_stay_open() {
+    // Client and server share this process: 1,000 connections are 2,000 descriptors.
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
     let server = common::InProcess::start(|_| {}, &["--header-timeout-seconds", "1"]).await;
     let addr = address(&server.base);
     let mut idle = Vec::new();
-    for _ in 0..300 {
+    for _ in 0..1000 {
         idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
     }
     let health = server.client.get(server.url("/api/health")).send().await;
     assert_eq!(
         health.unwrap().status(),
         200,
-        "health answers beside 300 idle connections"
+        "health answers beside 1,000 idle connections"
     );
 
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -101,7 +113,7 @@ async fn half_open_connections_neither_starve_health_nor_stay_open() {
         }
     }
     assert_eq!(
-        closed, 300,
+        closed, 1000,
         "every idle connection was closed after the header timeout"
     );
     server.stop().await.unwrap();
@@ -187,52 +199,29 @@ async fn posts_must_be_json_and_answers_say_nosniff() {
 #[tokio::test]
 async fn retried_feedback_counts_once() {
     let server = common::InProcess::start(|_| {}, &["--log-batch-milliseconds", "20"]).await;
-    let predict = |text: &'static str| {
-        let server = &server;
-        async move {
-            let r: Value = server
-                .client
-                .post(server.url("/api/predict"))
-                .json(&json!({ "text": text }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            r["id"].as_str().unwrap().to_owned()
-        }
-    };
-    let plain = predict("my bag never showed up").await;
-    let keyed = predict("two hour wait at the gate").await;
-    for _ in 0..3 {
-        let r = server
-            .client
-            .post(server.url("/api/feedback"))
-            .json(&json!({"id": plain, "true_label": 0}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let r = server
-            .client
-            .post(server.url("/api/feedback"))
-            .header("idempotency-key", "retry-me-1")
-            .json(&json!({"id": keyed, "true_label": 0}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-    let bad_key = server
-        .client
-        .post(server.url("/api/feedback"))
-        .header("idempotency-key", "")
-        .json(&json!({"id": keyed, "true_label": 0}))
-        .send()
+    let texts = [
+        "my bag never showed up".to_owned(),
+        "two hour wait at the gate".to_owned(),
+    ];
+    let ids: Vec<String> = server
+        .predict_all(&texts)
         .await
-        .unwrap();
-    assert_eq!(bad_key.status(), 400);
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    let (plain, keyed) = (&ids[0], &ids[1]);
+    for _ in 0..3 {
+        let body = json!({"id": plain, "true_label": 0});
+        assert_eq!(server.post_json("/api/feedback", &body, &[]).await.0, 201);
+        let body = json!({"id": keyed, "true_label": 0});
+        let key = [("idempotency-key", "retry-me-1")];
+        assert_eq!(server.post_json("/api/feedback", &body, &key).await.0, 201);
+    }
+    let body = json!({"id": keyed, "true_label": 0});
+    let bad_key = server
+        .post_json("/api/feedback", &body, &[("idempotency-key", "")])
+        .await;
+    assert_eq!(bad_key.0, 400, "{}", bad_key.1);
 
     // Both predictions reach the log before the report runs.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -421,22 +410,12 @@ async fn concurrent_feedback_is_group_committed_and_every_201_is_stored() {
     let texts: Vec<String> = (0..200)
         .map(|i| format!("delayed again, day {i}"))
         .collect();
-    let mut ids = Vec::new();
-    for chunk in texts.chunks(64) {
-        let r: Value = server
-            .client
-            .post(server.url("/api/predict"))
-            .json(&json!({ "texts": chunk }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for p in r["predictions"].as_array().unwrap() {
-            ids.push(p["id"].as_str().unwrap().to_owned());
-        }
-    }
+    let ids: Vec<String> = server
+        .predict_all(&texts)
+        .await
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
     let answers = futures::future::join_all(ids.iter().map(|id| {
         server
             .client
@@ -482,8 +461,8 @@ async fn concurrent_feedback_is_group_committed_and_every_201_is_stored() {
 /// once, before and after. Needs a tiny tmpfs (root); without one it says so and checks nothing.
 #[tokio::test]
 async fn a_failed_partial_append_then_a_retry_counts_every_record_once() {
-    use tweet_sentiment::log::{PredictionLog, PredictionLogConfig};
-    use tweet_sentiment::metrics::{run_report, ReportConfig};
+    use tweet_sentiment::log::PredictionLog;
+    use tweet_sentiment::metrics::run_report;
     use tweet_sentiment::store::fs::FsStore;
     use tweet_sentiment::store::BlobStore;
 
@@ -513,26 +492,8 @@ async fn a_failed_partial_append_then_a_retry_counts_every_record_once() {
         common::models_dir_with_fixtures(dir.path()),
         "models".into(),
     ));
-    let log = PredictionLog::new(
-        store.clone(),
-        PredictionLogConfig {
-            instance: "i".into(),
-            container: "logs".into(),
-            max_batch: 100_000,
-            max_age: Duration::from_secs(3600),
-            max_pending: 100_000,
-            min_flush_interval: Duration::ZERO,
-            block_limit: tweet_sentiment::store::APPEND_BLOCK_LIMIT,
-        },
-    );
-    let config = ReportConfig {
-        logs_container: "logs".into(),
-        reports_container: "reports".into(),
-        models_container: "models".into(),
-        bad_buzz_min_predictions: 20,
-        bad_buzz_delta: 0.15,
-        bad_buzz_share: 0.75,
-    };
+    let log = PredictionLog::new(store.clone(), common::manual_log_config("i", "logs"));
+    let config = common::report_config("logs", "reports");
     let record = |i: u32| tweet_sentiment::log::PredictionRecord {
         v: 1,
         id: uuid::Uuid::now_v7(),

@@ -22,14 +22,7 @@ use tweet_sentiment::store::{
 use uuid::Uuid;
 
 fn config() -> ReportConfig {
-    ReportConfig {
-        logs_container: "logs".into(),
-        reports_container: "reports".into(),
-        models_container: "models".into(),
-        bad_buzz_min_predictions: 20,
-        bad_buzz_delta: 0.15,
-        bad_buzz_share: 0.75,
-    }
+    common::report_config("logs", "reports")
 }
 
 fn log(store: Arc<dyn BlobStore>, instance: &str) -> Arc<PredictionLog> {

@@ -19,17 +19,17 @@ use crate::telemetry;
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         None => {
-            telemetry::init(cli.serve.logging.log_format);
+            telemetry::init(cli.serve.logging.log_format, telemetry::Sink::Stdout);
             serve::run(cli.serve).await
         }
         Some(Command::Serve(args)) => {
-            telemetry::init(args.logging.log_format);
+            telemetry::init(args.logging.log_format, telemetry::Sink::Stdout);
             serve::run(args).await
         }
         Some(command) => {
-            // One-shot commands print their answer on stdout; their logs go to the same place,
-            // kept terse.
-            telemetry::init(LogFormat::Pretty);
+            // One-shot commands print their answer on stdout; their logs go to stderr, so that
+            // `predict --json` and `report --json` stay machine-readable.
+            telemetry::init(LogFormat::Pretty, telemetry::Sink::Stderr);
             match command {
                 Command::Predict(args) => predict::run(args).await,
                 Command::Evaluate(args) => evaluate::run(args).await,

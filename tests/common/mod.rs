@@ -477,6 +477,34 @@ pub async fn get_json(client: &reqwest::Client, url: String) -> serde_json::Valu
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// The report's settings for a log and a reports container, with the default bad-buzz rule.
+pub fn report_config(logs: &str, reports: &str) -> tweet_sentiment::metrics::ReportConfig {
+    tweet_sentiment::metrics::ReportConfig {
+        logs_container: logs.into(),
+        reports_container: reports.into(),
+        models_container: "models".into(),
+        bad_buzz_min_predictions: 20,
+        bad_buzz_delta: 0.15,
+        bad_buzz_share: 0.75,
+    }
+}
+
+/// A prediction log that flushes only when told to (`flush()`), for tests that count blocks.
+pub fn manual_log_config(
+    instance: &str,
+    container: &str,
+) -> tweet_sentiment::log::PredictionLogConfig {
+    tweet_sentiment::log::PredictionLogConfig {
+        instance: instance.into(),
+        container: container.into(),
+        max_batch: 100_000,
+        max_age: Duration::from_secs(3600),
+        max_pending: 100_000,
+        min_flush_interval: Duration::ZERO,
+        block_limit: tweet_sentiment::store::APPEND_BLOCK_LIMIT,
+    }
+}
+
 /// The library's server inside the test process, as mini-redis's tests run theirs: a listener on
 /// port 0, the `serve` options parsed as the command line parses them, and a shutdown future.
 pub struct InProcess {
@@ -548,6 +576,35 @@ impl InProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// POSTs a JSON body, with extra headers, and returns the status and the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.client.post(self.url(path)).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
+    /// Scores texts through `POST /api/predict`, 64 at a time, and returns one prediction per text.
+    pub async fn predict_all(&self, texts: &[String]) -> Vec<serde_json::Value> {
+        let mut predictions = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(64) {
+            let (status, body) = self
+                .post_json("/api/predict", &serde_json::json!({ "texts": chunk }), &[])
+                .await;
+            assert_eq!(status, 200, "{body}");
+            predictions.extend(body["predictions"].as_array().unwrap().iter().cloned());
+        }
+        predictions
     }
 
     pub async fn wait_health(&self, pred: impl Fn(&serde_json::Value) -> bool) {
