@@ -318,11 +318,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
-#[ignore = "needs Azurite: run scripts/test.sh"]
-async fn storage_outage_feedback_is_refused_and_predictions_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut azurite = PrivateAzurite::start(free_port(), dir.path());
+/// A private Azurite with the Naive Bayes fixture promoted, and the handler serving from it with a
+/// 2 s storage timeout, appends every 100 ms and no report timer. Returns the connection string too.
+async fn serving_from_private_azurite(
+    dir: &std::path::Path,
+) -> (PrivateAzurite, Handler, reqwest::Client, String) {
+    let azurite = PrivateAzurite::start(free_port(), dir);
     let cs = azurite.connection_string();
     let container = unique("models");
     let out = Command::new(env!("CARGO_BIN_EXE_tweet-sentiment"))
@@ -337,17 +338,26 @@ async fn storage_outage_feedback_is_refused_and_predictions_wait() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut handler = Handler::start(&[
+    let handler = Handler::start(&[
         ("STORAGE_CONNECTION_STRING", &cs),
         ("MODELS_CONTAINER", &container),
         ("STORAGE_TIMEOUT_SECONDS", "2"),
         ("LOG_BATCH_MILLISECONDS", "100"),
+        ("REPORT_TIMER", "never"),
     ]);
     let client = reqwest::Client::new();
     handler.wait_ready(&client).await;
     handler
         .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
         .await;
+    (azurite, handler, client, cs)
+}
+
+#[tokio::test]
+#[ignore = "needs Azurite: run scripts/test.sh"]
+async fn storage_outage_feedback_is_refused_and_predictions_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut azurite, mut handler, client, cs) = serving_from_private_azurite(dir.path()).await;
     let predict = |text: &'static str| {
         let client = client.clone();
         let url = handler.url("/api/predict");
@@ -389,17 +399,21 @@ async fn storage_outage_feedback_is_refused_and_predictions_wait() {
     let refused_id = predict("lost my bag").await;
     let (status, body) = feedback(refused_id.clone()).await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["code"], "storage_unavailable");
+    // A refused connection is a clear "not stored"; a pooled connection that Azurite's exit cut
+    // mid-request is honestly "unknown". Either way the answer says which, and nothing is stored.
+    match body["error"]["code"].as_str() {
+        Some("storage_unavailable") => assert_eq!(body["stored"], "no", "{body}"),
+        Some("storage_timeout") => assert_eq!(body["stored"], "unknown", "{body}"),
+        other => panic!("unexpected code {other:?}: {body}"),
+    }
     let health = handler
         .wait_health(&client, Duration::from_secs(15), |h| {
             h["log"]["pending"].as_u64() > Some(0) && !h["log"]["last_error"].is_null()
         })
         .await;
+    let last_error = health["log"]["last_error"].as_str().unwrap();
     assert!(
-        health["log"]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("unavailable"),
+        last_error.contains("unavailable") || last_error.contains("did not answer"),
         "{health}"
     );
 
@@ -448,33 +462,7 @@ async fn storage_outage_feedback_is_refused_and_predictions_wait() {
 #[ignore = "needs Azurite: run scripts/test.sh"]
 async fn frozen_storage_then_a_retried_feedback_counts_once() {
     let dir = tempfile::tempdir().unwrap();
-    let azurite = PrivateAzurite::start(free_port(), dir.path());
-    let cs = azurite.connection_string();
-    let container = unique("models");
-    let out = Command::new(env!("CARGO_BIN_EXE_tweet-sentiment"))
-        .arg("promote")
-        .arg(fixture_version_dir("fixture-nb"))
-        .env("STORAGE_CONNECTION_STRING", &cs)
-        .env("MODELS_CONTAINER", &container)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut handler = Handler::start(&[
-        ("STORAGE_CONNECTION_STRING", &cs),
-        ("MODELS_CONTAINER", &container),
-        ("STORAGE_TIMEOUT_SECONDS", "2"),
-        ("LOG_BATCH_MILLISECONDS", "100"),
-        ("REPORT_TIMER", "never"),
-    ]);
-    let client = reqwest::Client::new();
-    handler.wait_ready(&client).await;
-    handler
-        .wait_health(&client, Duration::from_secs(30), |h| h["status"] == "ok")
-        .await;
+    let (azurite, mut handler, client, cs) = serving_from_private_azurite(dir.path()).await;
     let post = |path: &'static str, body: serde_json::Value| {
         let client = client.clone();
         let url = handler.url(path);
