@@ -203,12 +203,7 @@ async fn retried_feedback_counts_once() {
         "my bag never showed up".to_owned(),
         "two hour wait at the gate".to_owned(),
     ];
-    let ids: Vec<String> = server
-        .predict_all(&texts)
-        .await
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = server.predict_ids(&texts).await;
     let (plain, keyed) = (&ids[0], &ids[1]);
     for _ in 0..3 {
         let body = json!({"id": plain, "true_label": 0});
@@ -224,26 +219,9 @@ async fn retried_feedback_counts_once() {
     assert_eq!(bad_key.0, 400, "{}", bad_key.1);
 
     // Both predictions reach the log before the report runs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let health: Value = server
-            .client
-            .get(server.url("/api/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if health["log"]["appended"] == 2 && health["log"]["pending"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "predictions never appended: {health}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_health(|h| h["log"]["appended"] == 2 && h["log"]["pending"] == 0)
+        .await;
     let r = server
         .client
         .post(server.url("/metrics-report"))
@@ -410,12 +388,7 @@ async fn concurrent_feedback_is_group_committed_and_every_201_is_stored() {
     let texts: Vec<String> = (0..200)
         .map(|i| format!("delayed again, day {i}"))
         .collect();
-    let ids: Vec<String> = server
-        .predict_all(&texts)
-        .await
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = server.predict_ids(&texts).await;
     let answers = futures::future::join_all(ids.iter().map(|id| {
         server
             .client

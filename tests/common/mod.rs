@@ -607,6 +607,15 @@ impl InProcess {
         predictions
     }
 
+    /// Scores texts and returns the prediction ids, in order.
+    pub async fn predict_ids(&self, texts: &[String]) -> Vec<String> {
+        self.predict_all(texts)
+            .await
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn wait_health(&self, pred: impl Fn(&serde_json::Value) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = serde_json::Value::Null;
