@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import common
-from .data import default_data_dir, load_dataset
+from .data import default_data_dir
 
 NAME = "lstm"
 MAX_TOKENS = 64
@@ -276,7 +276,7 @@ def _stub(version: str) -> dict:
 def main(argv=None) -> int:
     import os
 
-    from .pool import load_pool, with_sentiment140
+    from .pool import describe, training_split
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -294,17 +294,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    pool = load_pool(data_dir)
-    train_split = pool.train
-    info = dict(pool.info)
-    if args.s140:
-        s140 = load_dataset(data_dir)
-        train_split = with_sentiment140(pool.train, s140.train, args.s140, args.seed)
-        info = {**info, "sentiment140": {"n": args.s140, "split_sha256_train": s140.info["sha256"]["train"]},
-                "sha256": {**info["sha256"], "train_with_s140": train_split.sha256()}}
-    desc = (f"human-labelled pool {len(pool.train)} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
-            f"{f', plus {len(train_split) - len(pool.train)} Sentiment140' if args.s140 else ''}); early stopping "
-            f"and temperature on its {len(pool.early_stop)}-tweet early-stop part")
+    pool, train_split, info = training_split(data_dir, args.s140, args.seed)
+    desc = describe(pool, train_split, "early stopping and temperature")
     manifest = train(train_split, pool.early_stop, out_dir=Path(args.out_dir), version=args.version, data_desc=desc,
                      epochs=args.epochs, threads=args.threads, hidden=args.hidden, embedding=args.embedding,
                      embedding_lr=args.embedding_lr, seed=args.seed, data_info=info, miss_cost=args.miss_cost,

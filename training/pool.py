@@ -215,6 +215,30 @@ def _stratified_cut(split: Split, fraction: float, seed: int) -> tuple[Split, Sp
     return keep, cut
 
 
+def training_split(data_dir: Path, s140: int, seed: int) -> tuple[Pool, Split, dict]:
+    """The pool, the split a trainer fits on (the pool's training part, plus `s140` Sentiment140
+    tweets when asked), and the data description that goes to MLflow."""
+    from .data import load_dataset
+
+    pool = load_pool(data_dir)
+    info = dict(pool.info)
+    if not s140:
+        return pool, pool.train, info
+    sentiment140 = load_dataset(data_dir)
+    train = with_sentiment140(pool.train, sentiment140.train, s140, seed)
+    info["sentiment140"] = {"n": s140, "split_sha256_train": sentiment140.info["sha256"]["train"]}
+    info["sha256"] = {**info["sha256"], "train_with_s140": train.sha256()}
+    return pool, train, info
+
+
+def describe(pool: Pool, train: Split, tuned_on: str) -> str:
+    """The manifest's one-line account of the training data."""
+    extra = len(train) - len(pool.train)
+    return (f"human-labelled pool {len(pool.train)} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
+            f"{f', plus {extra} Sentiment140' if extra else ''}); {tuned_on} on its {len(pool.early_stop)}-tweet "
+            f"early-stop part")
+
+
 def with_sentiment140(train: Split, s140: Split, n: int, seed: int) -> Split:
     """The pool's training part plus n Sentiment140 tweets (stratified), for the comparison."""
     if n <= 0:
