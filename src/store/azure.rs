@@ -18,8 +18,9 @@ use azure_core::http::{
     RetryOptions, StatusCode, Transport, Url,
 };
 use azure_storage_blob::models::{
-    AppendBlobClientCreateOptions, BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
-    BlobContainerClientListBlobsOptions, BlockBlobClientUploadOptions, HttpRange,
+    AppendBlobClientCreateOptions, BlobClientDeleteOptions, BlobClientDownloadOptions,
+    BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions,
+    BlockBlobClientUploadOptions, HttpRange,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use bytes::Bytes;
@@ -335,6 +336,19 @@ impl BlobStore for AzureStore {
         }
         let response = result.map_err(|e| map_blob_error(e, container, name))?;
         Ok(ETag(response.etag.map(String::from).unwrap_or_default()))
+    }
+
+    async fn delete_if_match(&self, container: &str, name: &str, tag: &ETag) -> StoreResult<()> {
+        validate_blob_name(name)?;
+        let blob = self.container(container)?.blob_client(name);
+        let options = BlobClientDeleteOptions {
+            if_match: Some(tag.0.as_str().into()),
+            ..Default::default()
+        };
+        self.bounded(blob.delete(Some(options)))
+            .await
+            .map(|_| ())
+            .map_err(|e| map_blob_error(e, container, name))
     }
 
     async fn append(&self, container: &str, name: &str, bytes: Bytes) -> StoreResult<()> {

@@ -241,6 +241,28 @@ impl BlobStore for FsStore {
         .await
     }
 
+    async fn delete_if_match(&self, container: &str, name: &str, tag: &ETag) -> StoreResult<()> {
+        let path = self.path(container, name)?;
+        let lock = self.lock_file(container)?;
+        let (c, n, tag) = (container.to_owned(), name.to_owned(), tag.clone());
+        let _guard = self.write_lock.lock().await;
+        blocking(move || {
+            let _other_processes = FileLock::acquire(&lock)?;
+            match read_existing(&path, &c, &n)? {
+                None => Err(StoreError::NotFound {
+                    container: c,
+                    name: n,
+                }),
+                Some(bytes) if etag_of(&bytes) != tag => Err(StoreError::ConditionFailed {
+                    container: c,
+                    name: n,
+                }),
+                Some(_) => std::fs::remove_file(&path).map_err(|e| io_error(&path, e)),
+            }
+        })
+        .await
+    }
+
     async fn append(&self, container: &str, name: &str, bytes: Bytes) -> StoreResult<()> {
         let path = self.path(container, name)?;
         let limit = self.block_limit;

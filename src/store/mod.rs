@@ -99,6 +99,10 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         condition: WriteCondition,
     ) -> StoreResult<ETag>;
 
+    /// Deletes a blob when it is there and matches `tag`. A blob already gone is `NotFound`; one
+    /// changed since `tag` was read is `ConditionFailed` and stays.
+    async fn delete_if_match(&self, container: &str, name: &str, tag: &ETag) -> StoreResult<()>;
+
     /// Appends bytes to an append blob, creating it when missing. Returns only once the bytes
     /// are durably stored: an `Ok` is a promise that they will be read back.
     async fn append(&self, container: &str, name: &str, bytes: Bytes) -> StoreResult<()>;
