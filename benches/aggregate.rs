@@ -122,6 +122,7 @@ async fn bench(name: &str, store: Arc<dyn BlobStore>, logs: &str, reports: &str,
         bad_buzz_min_predictions: 20,
         bad_buzz_delta: 0.15,
         bad_buzz_share: 0.75,
+        verdict: tweet_sentiment::metrics::VerdictConfig::default(),
     };
     let now = OffsetDateTime::now_utc();
     let started = Instant::now();

@@ -97,6 +97,7 @@ async fn simulate(
         bad_buzz_min_predictions: 20,
         bad_buzz_delta: 0.15,
         bad_buzz_share: 0.75,
+        verdict: tweet_sentiment::metrics::VerdictConfig::default(),
     };
     let rate = f64::from(load.rate);
     let interval = flush_interval(rate);

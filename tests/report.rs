@@ -141,6 +141,9 @@ impl BlobStore for HookedStore {
     async fn append(&self, c: &str, n: &str, b: Bytes) -> StoreResult<()> {
         self.inner.append(c, n, b).await
     }
+    async fn delete_if_match(&self, c: &str, n: &str, t: &ETag) -> StoreResult<()> {
+        self.inner.delete_if_match(c, n, t).await
+    }
     async fn list(&self, c: &str, p: &str) -> StoreResult<Vec<BlobInfo>> {
         self.inner.list(c, p).await
     }

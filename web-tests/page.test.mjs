@@ -141,6 +141,39 @@ describe("web page", () => {
     await page.locator("#report-buzz").waitFor();
   });
 
+  test("the report panel shows the challenger's paired verdict, and nothing without a challenger", async () => {
+    assert.equal(await page.locator("#report-verdict").count(), 0, "no challenger, no verdict line");
+    const report = path.join(dataDir, "reports", "latest.json");
+    const plain = fs.readFileSync(report, "utf8");
+    const withChallenger = JSON.parse(plain);
+    withChallenger.challenger = {
+      champion: "naive-bayes/1", challenger: "naive-bayes/2", labelled: 120, since: "2026-11-25T10:00:00Z",
+      champion_macro_f1: 0.61, challenger_macro_f1: 0.74, difference: 0.13, difference_ci95: null,
+      mcnemar_p: 0.002, verdict: "not_enough_labels", labels_needed: 80, reason: "120 paired labelled tweets, 200 needed",
+    };
+    fs.writeFileSync(report, JSON.stringify(withChallenger));
+    try {
+      await page.getByRole("button", { name: "Refresh" }).click();
+      const line = page.locator("#report-verdict");
+      await line.waitFor();
+      const text = await line.innerText();
+      assert.match(text, /Challenger naive-bayes\/2: not enough labels yet \(80 more needed\)/);
+      assert.match(text, /Same 120 labelled tweets: macro-F1 0\.740 against the champion's 0\.610\./);
+      assert.doesNotMatch(text, /null|undefined|NaN/);
+      withChallenger.challenger.verdict = "promote";
+      withChallenger.challenger.labels_needed = 0;
+      withChallenger.challenger.difference_ci95 = [0.05, 0.2];
+      fs.writeFileSync(report, JSON.stringify(withChallenger));
+      await page.getByRole("button", { name: "Refresh" }).click();
+      await page.locator('#report-verdict[data-verdict="promote"]').waitFor();
+      assert.match(await line.innerText(), /promote the challenger\. .*\[0\.050, 0\.200\]/);
+    } finally {
+      fs.writeFileSync(report, plain);
+    }
+    await page.getByRole("button", { name: "Refresh" }).click();
+    await page.locator("#report-verdict").waitFor({ state: "detached" });
+  });
+
   test("a whitespace-only tweet gets the API's 400 in plain words", async () => {
     await page.getByLabel("Tweet text").fill("   ");
     await page.getByRole("button", { name: "Score", exact: true }).click();

@@ -31,6 +31,21 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
                 w.bad_buzz
             );
         }
+        if let Some(v) = &report.challenger {
+            println!(
+                "challenger {} vs champion {}: verdict {} ({}); {} paired labelled tweets, macro-F1 {} vs {}, difference 95% interval {}, McNemar p {}",
+                v.challenger,
+                v.champion,
+                v.verdict.as_str(),
+                v.reason,
+                v.labelled,
+                fmt(v.challenger_macro_f1),
+                fmt(v.champion_macro_f1),
+                v.difference_ci95
+                    .map_or("n/a".to_owned(), |[l, h]| format!("[{l:+.3}, {h:+.3}]")),
+                v.mcnemar_p.map_or("n/a".to_owned(), |p| format!("{p:.2e}"))
+            );
+        }
         let reports = &args.store.reports_container;
         println!(
             "wrote {} and {}",

@@ -78,6 +78,52 @@ pub struct Pending {
     /// The run that read the prediction, to tell late feedback from feedback read with it.
     #[serde(rename = "r")]
     pub run: u64,
+    /// On a challenger's entry: already counted in [`State::paired`] with the champion's.
+    #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
+    pub paired: bool,
+}
+
+/// The same labelled tweets as the champion and a challenger scored them: what a paired
+/// comparison needs (both confusion matrices, and who was right where they disagree).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairedCounts {
+    /// Tweets per `(true label, champion says positive, challenger says positive)`, at index
+    /// `label * 4 + champion * 2 + challenger`.
+    pub cells: [u64; 8],
+    /// Time of the first and the last paired prediction (unix seconds).
+    pub first_ts: i64,
+    pub last_ts: i64,
+}
+
+impl PairedCounts {
+    pub fn cell(label: u8, champion_positive: bool, challenger_positive: bool) -> usize {
+        usize::from(label) * 4
+            + usize::from(champion_positive) * 2
+            + usize::from(challenger_positive)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.cells.iter().sum()
+    }
+
+    fn add(&mut self, cell: usize, ts: i64) {
+        if self.total() == 0 || ts < self.first_ts {
+            self.first_ts = ts;
+        }
+        self.last_ts = self.last_ts.max(ts);
+        self.cells[cell] += 1;
+    }
+}
+
+/// The key of a champion/challenger pair in [`State::paired`]: `champion-name/version vs
+/// challenger-name/version`.
+pub fn pair_key(champion: &str, challenger: &str) -> String {
+    format!("{champion} vs {challenger}")
+}
+
+/// `name/version` of a series key `name/version/role`.
+fn model_of(series: &str) -> &str {
+    series.rsplit_once('/').map_or(series, |(model, _)| model)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -127,6 +173,9 @@ pub struct State {
     #[serde(default)]
     pub feedback_seen: HashMap<Uuid, i64>,
     pub history: Vec<HistoryPoint>,
+    /// Champion/challenger pair ([`pair_key`]) → their paired counts since the challenger started.
+    #[serde(default)]
+    pub paired: BTreeMap<String, PairedCounts>,
 }
 
 /// How many points of history the report's chart keeps (a week at one run every 15 minutes).
@@ -198,7 +247,13 @@ impl State {
             }
             let ts = record.ts.unix_timestamp();
             let positive = record.sentiment == crate::model::Sentiment::Positive;
-            let label = record.true_label.filter(|l| *l <= 1);
+            // A label is a property of the tweet: feedback joined to the champion's record before
+            // the challenger's shadow record was read labels the challenger's too.
+            let label = record.true_label.filter(|l| *l <= 1).or_else(|| {
+                self.pending
+                    .get(&record.id)
+                    .and_then(|entries| entries.iter().find_map(|e| e.label))
+            });
             self.ensure_series(&series);
             for tally in self.tallies_mut(&series, ts, now) {
                 tally.add_prediction(record.score, positive, record.latency_ms);
@@ -213,9 +268,43 @@ impl State {
                     predicted_positive: positive,
                     label,
                     run,
+                    paired: false,
                 });
+                self.pair(record.id);
             }
         }
+    }
+
+    /// Counts the champion's and the challenger's answers on one tweet in [`State::paired`], once
+    /// both records are read and the tweet has its label.
+    fn pair(&mut self, id: Uuid) {
+        let Some(entries) = self.pending.get_mut(&id) else {
+            return;
+        };
+        let Some((champion, champion_positive, label)) = entries
+            .iter()
+            .filter(|e| e.series.ends_with("/champion"))
+            .find_map(|e| {
+                Some((
+                    model_of(&e.series).to_owned(),
+                    e.predicted_positive,
+                    e.label?,
+                ))
+            })
+        else {
+            return;
+        };
+        let Some(challenger) = entries
+            .iter_mut()
+            .find(|e| e.series.ends_with("/challenger") && e.label.is_some() && !e.paired)
+        else {
+            return;
+        };
+        challenger.paired = true;
+        let cell = PairedCounts::cell(label, champion_positive, challenger.predicted_positive);
+        let key = pair_key(&champion, model_of(&challenger.series));
+        let ts = challenger.ts;
+        self.paired.entry(key).or_default().add(cell, ts);
     }
 
     /// Joins feedback (this run's, and earlier feedback still waiting for its prediction) to
@@ -275,6 +364,7 @@ impl State {
                     tally.confusion.record(feedback.true_label, positive);
                 }
             }
+            self.pair(id);
         }
     }
 
@@ -418,6 +508,55 @@ mod tests {
                 .window("m/1/champion", NOW, 3600, 0)
                 .predicted_negative,
             1
+        );
+    }
+
+    fn shadow(id: u128, ts: i64, score: f32, label: Option<u8>) -> PredictionRecord {
+        PredictionRecord {
+            role: Role::Challenger,
+            model: ModelRef {
+                name: "m".into(),
+                version: "2".into(),
+            },
+            ..prediction(id, ts, score, label)
+        }
+    }
+
+    #[test]
+    fn champion_and_challenger_answers_pair_once_per_labelled_tweet() {
+        let mut state = State::default();
+        // 1: inline label, both right. 2: labelled by feedback before the shadow record is read;
+        // only the challenger is right. 3: never labelled. 4: the shadow record read twice.
+        state.add_predictions(
+            &[
+                prediction(1, NOW - 60, 0.9, Some(1)),
+                shadow(1, NOW - 60, 0.8, Some(1)),
+                prediction(2, NOW - 50, 0.9, None),
+                prediction(3, NOW - 40, 0.9, None),
+                prediction(4, NOW - 30, 0.2, Some(0)),
+                shadow(4, NOW - 30, 0.7, Some(0)),
+            ],
+            NOW,
+        );
+        state.runs += 1;
+        state.add_feedback(&[feedback(2, NOW - 20, 0)], NOW);
+        state.add_predictions(
+            &[
+                shadow(2, NOW - 50, 0.1, None),
+                shadow(4, NOW - 30, 0.7, Some(0)),
+            ],
+            NOW,
+        );
+        let counts = state.paired[&pair_key("m/1", "m/2")];
+        assert_eq!(counts.total(), 3);
+        assert_eq!(counts.cells[PairedCounts::cell(1, true, true)], 1);
+        assert_eq!(counts.cells[PairedCounts::cell(0, true, false)], 1);
+        assert_eq!(counts.cells[PairedCounts::cell(0, false, true)], 1);
+        assert_eq!((counts.first_ts, counts.last_ts), (NOW - 60, NOW - 30));
+        assert_eq!(
+            state.series["m/2/challenger"].since_start.confusion.total(),
+            3,
+            "the shadow record of 2 inherited the feedback's label"
         );
     }
 

@@ -47,11 +47,16 @@ fn class_metrics(hits: u64, false_alarms: u64, misses: u64) -> ClassMetrics {
 
 impl Confusion {
     pub fn record(&mut self, true_label: u8, predicted_positive: bool) {
+        self.add(true_label, predicted_positive, 1);
+    }
+
+    /// Records `n` predictions with the same label and answer.
+    pub fn add(&mut self, true_label: u8, predicted_positive: bool, n: u64) {
         match (true_label == 1, predicted_positive) {
-            (true, true) => self.tp += 1,
-            (false, true) => self.fp += 1,
-            (false, false) => self.tn += 1,
-            (true, false) => self.fn_ += 1,
+            (true, true) => self.tp += n,
+            (false, true) => self.fp += n,
+            (false, false) => self.tn += n,
+            (true, false) => self.fn_ += n,
         }
     }
 

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::aggregate::HistoryPoint;
 use super::report::{Report, WindowReport};
+use super::verdict::{ChallengerVerdict, Decision};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -167,6 +168,43 @@ fn chart(history: &[HistoryPoint]) -> String {
     svg
 }
 
+/// The challenger section: the two models side by side on the same tweets, and the verdict.
+fn challenger_section(out: &mut String, v: &ChallengerVerdict) {
+    let verdict = match v.verdict {
+        Decision::Promote => "<strong>promote</strong>".to_owned(),
+        Decision::Keep => "keep the champion".to_owned(),
+        Decision::NotEnoughLabels => format!("not enough labels ({} more needed)", v.labels_needed),
+    };
+    let interval = v.difference_ci95.map_or("–".into(), |[low, high]| {
+        format!("[{low:+.3}, {high:+.3}]")
+    });
+    let _ = write!(
+        out,
+        "<h2>Challenger</h2><p id=\"verdict\">Verdict: {verdict}. {}</p>\
+         <table><caption>{} (champion) against {} (challenger), on the same {} labelled tweets</caption>\
+         <tr><th scope=\"col\"></th><th scope=\"col\">champion</th><th scope=\"col\">challenger</th></tr>\
+         <tr><th scope=\"row\">macro-F1</th><td>{}</td><td>{}</td></tr>\
+         <tr><th scope=\"row\">right where the other is wrong</th><td>{}</td><td>{}</td></tr>\
+         </table><p>Difference (challenger − champion) {} with a bootstrap 95 % interval of {}; \
+         McNemar's exact p-value {}. The rule: at least {} paired labelled tweets, the interval \
+         above {:+.3} and p below {}.</p>",
+        escape(&v.reason),
+        escape(&v.champion),
+        escape(&v.challenger),
+        v.labelled,
+        num(v.champion_macro_f1),
+        num(v.challenger_macro_f1),
+        v.disagreements.champion_right,
+        v.disagreements.challenger_right,
+        v.difference.map_or("–".into(), |d| format!("{d:+.3}")),
+        interval,
+        v.mcnemar_p.map_or("–".into(), |p| format!("{p:.2e}")),
+        v.rule.min_labels,
+        v.rule.min_gain,
+        v.rule.alpha,
+    );
+}
+
 pub fn render(report: &Report) -> String {
     let generated = report
         .generated_at
@@ -189,6 +227,9 @@ pub fn render(report: &Report) -> String {
     );
     out.push_str("<h2>Over time</h2><p class=\"legend\"><span style=\"color:#1f5fbf\">■ macro-F1, last 24 h</span><span style=\"color:#b3261e\">■ negative share, last hour</span></p>");
     out.push_str(&chart(&report.history));
+    if let Some(verdict) = &report.challenger {
+        challenger_section(&mut out, verdict);
+    }
     out.push_str("<h2>All champion predictions</h2>");
     table(&mut out, "overall", &report.overall);
     if !report.models.is_empty() {

@@ -6,9 +6,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::aggregate::{FeedbackCounts, HistoryPoint, State, Tally, HISTORY_POINTS, OVERALL};
+use super::aggregate::{
+    pair_key, FeedbackCounts, HistoryPoint, State, Tally, HISTORY_POINTS, OVERALL,
+};
 use super::confusion::{ClassMetrics, Confusion};
 use super::histogram::{psi, SCORE_BINS};
+use super::verdict::{verdict, ChallengerVerdict, VerdictConfig};
+use crate::model::ModelRef;
 
 /// Where the report reads and writes, and its bad-buzz rule.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct ReportConfig {
     pub bad_buzz_delta: f64,
     /// …or reaches this share whatever the baseline.
     pub bad_buzz_share: f64,
+    /// When a challenger is ready to be promoted.
+    pub verdict: VerdictConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +94,16 @@ pub struct Report {
     pub invalid_lines: u64,
     pub duplicate_predictions: u64,
     pub history: Vec<HistoryPoint>,
+    /// The paired verdict on the current challenger; absent when there is none.
+    #[serde(default)]
+    pub challenger: Option<ChallengerVerdict>,
+}
+
+/// The models the store's pointers name when the report runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pointers {
+    pub champion: Option<ModelRef>,
+    pub challenger: Option<ModelRef>,
 }
 
 const HOUR: i64 = 3600;
@@ -160,6 +176,7 @@ pub fn build_report(
     now: OffsetDateTime,
     run: RunSummary,
     references: &BTreeMap<String, Vec<f64>>,
+    pointers: &Pointers,
     config: &ReportConfig,
 ) -> Report {
     let ts = now.unix_timestamp();
@@ -194,7 +211,16 @@ pub fn build_report(
         let excess = state.history.len() - HISTORY_POINTS;
         state.history.drain(..excess);
     }
+    let challenger = match (&pointers.champion, &pointers.challenger) {
+        (Some(champion), Some(challenger)) => {
+            let (champion, challenger) = (champion.to_string(), challenger.to_string());
+            let counts = state.paired.get(&pair_key(&champion, &challenger));
+            Some(verdict(&champion, &challenger, counts, &config.verdict))
+        }
+        _ => None,
+    };
     Report {
+        challenger,
         generated_at: now,
         run,
         overall,
@@ -218,6 +244,7 @@ mod tests {
             bad_buzz_min_predictions: 10,
             bad_buzz_delta: 0.15,
             bad_buzz_share: 0.75,
+            verdict: VerdictConfig::default(),
         }
     }
 

@@ -7,9 +7,10 @@ use bytes::Bytes;
 use time::OffsetDateTime;
 
 use super::aggregate::{State, OVERALL};
-use super::report::{build_report, Report, ReportConfig, RunSummary};
+use super::report::{build_report, Pointers, Report, ReportConfig, RunSummary};
 use crate::log::{FeedbackRecord, PredictionRecord, FEEDBACK_PREFIX, PREDICTIONS_PREFIX};
 use crate::model::manifest::{Manifest, MANIFEST_FILE};
+use crate::model::{ModelRef, Role};
 use crate::store::{BlobStore, ETag, StoreError, WriteCondition};
 
 pub const CHECKPOINT_BLOB: &str = "state/checkpoint.json";
@@ -139,6 +140,27 @@ async fn references(
     out
 }
 
+/// The champion and challenger the store's pointers name now. An unreadable pointer counts as
+/// none (logged): the report still runs, only without a verdict.
+async fn pointers(store: &dyn BlobStore, container: &str) -> Pointers {
+    let read = |role: Role| async move {
+        match store.get(container, role.pointer()).await {
+            Ok(blob) => ModelRef::parse(&blob.bytes)
+                .map_err(|e| tracing::warn!(pointer = role.pointer(), error = %e, "unreadable model pointer"))
+                .ok(),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => {
+                tracing::warn!(pointer = role.pointer(), error = %e, "model pointer not read");
+                None
+            }
+        }
+    };
+    Pointers {
+        champion: read(Role::Champion).await,
+        challenger: read(Role::Challenger).await,
+    }
+}
+
 fn report_blob_name(now: OffsetDateTime) -> String {
     format!(
         "metrics/{:04}/{:02}/{:02}/{:02}{:02}.json",
@@ -188,7 +210,8 @@ pub async fn run_report(
     state.add_feedback(&feedback, ts);
     state.expire(ts);
     let references = references(store, &config.models_container, &state).await;
-    let report = build_report(&mut state, now, run, &references, config);
+    let pointers = pointers(store, &config.models_container).await;
+    let report = build_report(&mut state, now, run, &references, &pointers, config);
     state.runs += 1;
 
     // Report files first, checkpoint last: a run that dies in between is simply redone.
@@ -247,6 +270,7 @@ pub fn log_summary(report: &Report) {
         new_predictions = report.run.prediction_records,
         new_feedback = report.run.feedback_records,
         feedback_unknown = report.feedback.unknown,
+        challenger_verdict = report.challenger.as_ref().map(|c| c.verdict.as_str()),
         "metrics report"
     );
 }

@@ -17,7 +17,7 @@ use super::manifest::{is_safe_segment, Manifest, MANIFEST_FILE, MODEL_FILE, TOKE
 use super::{ModelError, Scorer};
 use crate::store::{BlobStore, ETag, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Champion,

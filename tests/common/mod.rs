@@ -486,6 +486,7 @@ pub fn report_config(logs: &str, reports: &str) -> tweet_sentiment::metrics::Rep
         bad_buzz_min_predictions: 20,
         bad_buzz_delta: 0.15,
         bad_buzz_share: 0.75,
+        verdict: tweet_sentiment::metrics::VerdictConfig::default(),
     }
 }
 
