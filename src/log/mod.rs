@@ -8,6 +8,7 @@
 //! reads every segment.
 
 pub mod appender;
+pub mod export;
 pub mod record;
 pub mod segments;
 
