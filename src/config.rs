@@ -35,10 +35,50 @@ pub enum Command {
     Predict(PredictArgs),
     /// Score a labelled file and print accuracy, precision, recall, F1 and latency.
     Evaluate(EvaluateArgs),
-    /// Upload a model version, check it loads and scores, gate it, then make it the champion.
+    /// Upload a model version, check it loads and scores, gate it, then make it the champion (or
+    /// the challenger); or promote the challenger on the report's verdict.
     Promote(PromoteArgs),
     /// Aggregate the prediction and feedback log into a metrics report, once.
     Report(ReportArgs),
+    /// Export the labelled predictions of a time range as a training dataset.
+    ExportLabels(ExportLabelsArgs),
+}
+
+/// A point in time on the command line: RFC 3339 (`2026-11-29T10:00:00Z`) or a UTC date
+/// (`2026-11-29`, its midnight).
+pub fn parse_time(value: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(ts) = time::OffsetDateTime::parse(value, &Rfc3339) {
+        return Ok(ts.to_offset(time::UtcOffset::UTC));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(value, &date_format)
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            format!("{value:?} is neither RFC 3339 (2026-11-29T10:00:00Z) nor a date (2026-11-29)")
+        })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportLabelsArgs {
+    /// Start of the range (included): RFC 3339 or a UTC date. Default: `--days` before `--to`.
+    #[arg(long, value_parser = parse_time)]
+    pub from: Option<time::OffsetDateTime>,
+
+    /// End of the range (excluded): RFC 3339 or a UTC date. Default: now, to the second.
+    #[arg(long, value_parser = parse_time)]
+    pub to: Option<time::OffsetDateTime>,
+
+    /// Length of the range when `--from` is not given, in days.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+
+    /// Also write the dataset and its manifest into this local folder (for training).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +162,10 @@ pub struct StoreArgs {
     /// Container holding the metrics reports.
     #[arg(long, env = "REPORTS_CONTAINER", default_value = "reports")]
     pub reports_container: String,
+
+    /// Container holding the datasets exported from the log for training.
+    #[arg(long, env = "DATASETS_CONTAINER", default_value = "datasets")]
+    pub datasets_container: String,
 
     /// Local store only: folder holding every container but the models one.
     #[arg(long, env = "DATA_DIR", default_value = "data")]
@@ -253,7 +297,7 @@ pub struct ServeArgs {
     pub report_timer: ReportTimer,
 
     #[command(flatten)]
-    pub report: BadBuzzArgs,
+    pub report: ReportRuleArgs,
 
     #[command(flatten)]
     pub store: StoreArgs,
@@ -263,15 +307,21 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PromoteTarget {
+    Champion,
+    Challenger,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportTimer {
     Auto,
     Always,
     Never,
 }
 
-/// The bad-buzz rule of the metrics report.
+/// The metrics report's rules: when to raise `bad_buzz`, and when a challenger is ready.
 #[derive(Debug, Clone, Args)]
-pub struct BadBuzzArgs {
+pub struct ReportRuleArgs {
     /// A window needs this many predictions before it can raise `bad_buzz`.
     #[arg(long, env = "BAD_BUZZ_MIN_PREDICTIONS", default_value_t = 20)]
     pub bad_buzz_min_predictions: u64,
@@ -283,9 +333,27 @@ pub struct BadBuzzArgs {
     /// …or at least this share, whatever the baseline.
     #[arg(long, env = "BAD_BUZZ_SHARE", default_value_t = 0.75)]
     pub bad_buzz_share: f64,
+
+    /// Labelled tweets that champion and challenger must both have scored before the verdict is
+    /// anything but `not_enough_labels`.
+    #[arg(long, env = "VERDICT_MIN_LABELS", default_value_t = 200)]
+    pub verdict_min_labels: u64,
+
+    /// `promote` needs McNemar's p-value on the disagreements below this…
+    #[arg(long, env = "VERDICT_ALPHA", default_value_t = 0.05)]
+    pub verdict_alpha: f64,
+
+    /// …and the lower end of the macro-F1 difference's bootstrap 95 % interval above this.
+    #[arg(
+        long,
+        env = "VERDICT_MIN_GAIN",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub verdict_min_gain: f64,
 }
 
-impl BadBuzzArgs {
+impl ReportRuleArgs {
     pub fn report_config(&self, store: &StoreArgs) -> crate::metrics::ReportConfig {
         crate::metrics::ReportConfig {
             logs_container: store.logs_container.clone(),
@@ -294,6 +362,12 @@ impl BadBuzzArgs {
             bad_buzz_min_predictions: self.bad_buzz_min_predictions,
             bad_buzz_delta: self.bad_buzz_delta,
             bad_buzz_share: self.bad_buzz_share,
+            verdict: crate::metrics::VerdictConfig {
+                min_labels: self.verdict_min_labels,
+                alpha: self.verdict_alpha,
+                min_gain: self.verdict_min_gain,
+                ..Default::default()
+            },
         }
     }
 }
@@ -305,7 +379,7 @@ pub struct ReportArgs {
     pub json: bool,
 
     #[command(flatten)]
-    pub report: BadBuzzArgs,
+    pub report: ReportRuleArgs,
 
     #[command(flatten)]
     pub store: StoreArgs,
@@ -392,14 +466,25 @@ pub struct EvaluateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct PromoteArgs {
     /// Local model version folder (manifest.json, tokenizer.json, model.onnx).
-    pub version_dir: PathBuf,
+    #[arg(required_unless_present = "challenger")]
+    pub version_dir: Option<PathBuf>,
+
+    /// Which pointer the version goes to: `champion` serves it, `challenger` scores it in shadow
+    /// beside the champion so that the report can compare them on the same tweets.
+    #[arg(long = "as", value_enum, default_value = "champion")]
+    pub target: PromoteTarget,
+
+    /// Promote the current challenger to champion, when the latest report's verdict says
+    /// `promote` (or with `--force`), and retire the challenger pointer.
+    #[arg(long, conflicts_with_all = ["version_dir", "target", "gate_set"])]
+    pub challenger: bool,
 
     /// Labelled gate set (`<label>\t<text>` lines): the candidate must not score a lower
     /// macro-F1 than the current champion on it.
     #[arg(long, env = "GATE_SET")]
     pub gate_set: Option<PathBuf>,
 
-    /// Promote even if the gate says the candidate is worse (rollback to an older version).
+    /// Promote even if the gate or the verdict says no (a rollback to an older version).
     #[arg(long)]
     pub force: bool,
 

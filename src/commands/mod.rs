@@ -1,6 +1,7 @@
 //! The command-line verbs. `serve` is the default.
 
 pub mod evaluate;
+pub mod export_labels;
 pub mod predict;
 pub mod promote;
 pub mod remote;
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Command::Evaluate(args) => evaluate::run(args).await,
                 Command::Promote(args) => promote::run(args).await,
                 Command::Report(args) => report::run(args).await,
+                Command::ExportLabels(args) => export_labels::run(args).await,
                 Command::Serve(_) => unreachable!("handled above"),
             }
         }

@@ -1,5 +1,7 @@
 //! `promote`: upload a model version, prove it loads and scores from the store, gate it against
-//! the champion, then point `champion.json` at it.
+//! the champion, then point `champion.json` at it (or `challenger.json`, with `--as challenger`,
+//! so that it scores in shadow first). `promote --challenger` makes the current challenger the
+//! champion once the latest report's paired verdict says `promote`.
 //!
 //! Order matters for running instances: the files go up first and the manifest last, so a
 //! version folder with a manifest is always complete; the pointer moves only after the uploaded
@@ -13,7 +15,9 @@ use bytes::Bytes;
 
 use super::evaluate::{evaluate, read_labelled};
 use super::{load_champion, load_version_dir};
-use crate::config::PromoteArgs;
+use crate::config::{PromoteArgs, PromoteTarget};
+use crate::metrics::run::LATEST_JSON;
+use crate::metrics::{Decision, Report};
 use crate::model::manifest::{MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::model::{registry, ModelRef, Role};
 use crate::store::{BlobStore, StoreError, WriteCondition};
@@ -47,9 +51,19 @@ async fn upload_file(
 }
 
 pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
+    if args.challenger {
+        return promote_challenger(&args).await;
+    }
+    let Some(version_dir) = args.version_dir.clone() else {
+        bail!("give a model version folder to promote, or --challenger to promote the current challenger");
+    };
+    let role = match args.target {
+        PromoteTarget::Champion => Role::Champion,
+        PromoteTarget::Challenger => Role::Challenger,
+    };
     let store = args.store.open()?;
     let container = args.store.models_container.as_str();
-    let dir = args.version_dir.clone();
+    let dir = version_dir.clone();
 
     let candidate = tokio::task::spawn_blocking(move || load_version_dir(&dir))
         .await?
@@ -59,7 +73,14 @@ pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
     println!("candidate {version} verified and scored locally");
 
     // Read the pointer before anything else: the final flip is conditional on this tag.
-    let pointer_etag = store.etag(container, Role::Champion.pointer()).await?;
+    let pointer_etag = store.etag(container, role.pointer()).await?;
+    let champion_exists = match role {
+        Role::Champion => pointer_etag.is_some(),
+        Role::Challenger => store
+            .etag(container, Role::Champion.pointer())
+            .await?
+            .is_some(),
+    };
 
     if let Some(gate_set) = &args.gate_set {
         let labelled = read_labelled(gate_set)?;
@@ -72,7 +93,7 @@ pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
             candidate_eval.macro_f1.unwrap_or(0.0),
             candidate_eval.n
         );
-        if pointer_etag.is_some() {
+        if champion_exists {
             let (current, scorer) = load_champion(store.as_ref(), container).await?;
             let current_eval =
                 tokio::task::spawn_blocking(move || evaluate(&scorer, &labelled)).await??;
@@ -91,7 +112,7 @@ pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
     }
 
     for file in [MODEL_FILE, TOKENIZER_FILE, MANIFEST_FILE] {
-        upload_file(store.as_ref(), container, &version, &args.version_dir, file).await?;
+        upload_file(store.as_ref(), container, &version, &version_dir, file).await?;
     }
     println!("uploaded {container}/{version}/ (manifest last)");
 
@@ -106,21 +127,144 @@ pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
         None => WriteCondition::IfAbsent,
     };
     match store
+        .put(container, role.pointer(), Bytes::from(pointer), condition)
+        .await
+    {
+        Ok(_) => {
+            match role {
+                Role::Champion => println!("champion is now {version}"),
+                Role::Challenger => println!(
+                    "challenger is now {version}: it scores in shadow, and the report compares it with the champion"
+                ),
+            }
+            Ok(())
+        }
+        Err(StoreError::ConditionFailed { .. }) => {
+            bail!(
+                "{} changed while promoting; nothing was flipped, run promote again",
+                role.pointer()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes the challenger the champion, on the latest report's paired verdict (or `--force`), and
+/// retires the challenger pointer. Both pointer writes are conditional on the tags read at the
+/// start: if either pointer moved meanwhile, nothing is flipped.
+async fn promote_challenger(args: &PromoteArgs) -> anyhow::Result<()> {
+    let store = args.store.open()?;
+    let container = args.store.models_container.as_str();
+    let challenger_blob = match store.get(container, Role::Challenger.pointer()).await {
+        Ok(blob) => blob,
+        Err(StoreError::NotFound { .. }) => {
+            bail!("there is no challenger to promote: publish one with `promote --as challenger <version folder>`")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let challenger = ModelRef::parse(&challenger_blob.bytes)?;
+    let champion_blob = match store.get(container, Role::Champion.pointer()).await {
+        Ok(blob) => Some(blob),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let champion = champion_blob
+        .as_ref()
+        .map(|b| ModelRef::parse(&b.bytes))
+        .transpose()?;
+
+    let verdict = latest_verdict(store.as_ref(), &args.store.reports_container).await;
+    let current = champion.as_ref().map(ToString::to_string);
+    let refusal = match &verdict {
+        Err(e) => Some(format!("no verdict to act on: {e}")),
+        Ok(None) => Some("the latest report has no challenger verdict".to_owned()),
+        Ok(Some(v)) if v.challenger != challenger.to_string() || Some(&v.champion) != current.as_ref() => Some(format!(
+            "the latest verdict compares {} with {}, but the pointers now name {} and {}; wait for the next report",
+            v.champion,
+            v.challenger,
+            current.as_deref().unwrap_or("no champion"),
+            challenger
+        )),
+        Ok(Some(v)) if v.verdict != Decision::Promote => Some(format!(
+            "the latest verdict is `{}`: {}",
+            v.verdict.as_str(),
+            v.reason
+        )),
+        Ok(Some(_)) => None,
+    };
+    match (&refusal, args.force) {
+        (Some(why), false) => {
+            bail!("not promoting {challenger}: {why}; use --force to promote anyway")
+        }
+        (Some(why), true) => println!("promoting {challenger} anyway (--force): {why}"),
+        (None, _) => {
+            if let Ok(Some(v)) = &verdict {
+                println!(
+                    "verdict: promote ({} paired labelled tweets, macro-F1 {:.4} → {:.4}, McNemar p {:.2e})",
+                    v.labelled,
+                    v.champion_macro_f1.unwrap_or(0.0),
+                    v.challenger_macro_f1.unwrap_or(0.0),
+                    v.mcnemar_p.unwrap_or(1.0)
+                );
+            }
+        }
+    }
+
+    registry::load_version(store.as_ref(), container, &challenger)
+        .await
+        .context("the challenger's files do not verify or load")?;
+    // The challenger pointer must still be the one the verdict was about.
+    if store.etag(container, Role::Challenger.pointer()).await?
+        != Some(challenger_blob.etag.clone())
+    {
+        bail!("challenger.json changed while promoting; nothing was flipped, run promote again");
+    }
+    let condition = match &champion_blob {
+        Some(blob) => WriteCondition::IfMatch(blob.etag.clone()),
+        None => WriteCondition::IfAbsent,
+    };
+    match store
         .put(
             container,
             Role::Champion.pointer(),
-            Bytes::from(pointer),
+            Bytes::from(serde_json::to_vec(&challenger)?),
             condition,
         )
         .await
     {
-        Ok(_) => {
-            println!("champion is now {version}");
-            Ok(())
-        }
+        Ok(_) => println!("champion is now {challenger}"),
         Err(StoreError::ConditionFailed { .. }) => {
             bail!("champion.json changed while promoting; nothing was flipped, run promote again")
         }
-        Err(e) => Err(e.into()),
+        Err(e) => return Err(e.into()),
     }
+    match store
+        .delete_if_match(container, Role::Challenger.pointer(), &challenger_blob.etag)
+        .await
+    {
+        Ok(()) | Err(StoreError::NotFound { .. }) => {
+            println!("challenger pointer retired");
+            Ok(())
+        }
+        Err(StoreError::ConditionFailed { .. }) => {
+            println!("challenger.json was changed meanwhile (a new challenger); it stays");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::from(e)
+            .context("the champion was promoted, but challenger.json could not be retired")),
+    }
+}
+
+/// The challenger verdict of the latest report, if the report has one.
+async fn latest_verdict(
+    store: &dyn BlobStore,
+    reports_container: &str,
+) -> anyhow::Result<Option<crate::metrics::ChallengerVerdict>> {
+    let blob = match store.get(reports_container, LATEST_JSON).await {
+        Ok(blob) => blob,
+        Err(StoreError::NotFound { .. }) => bail!("no metrics report has been written yet"),
+        Err(e) => return Err(e.into()),
+    };
+    let report: Report = serde_json::from_slice(&blob.bytes).context("the latest report")?;
+    Ok(report.challenger)
 }
