@@ -23,6 +23,6 @@ echo "installing the training package's test dependencies into $VENV (training[$
 "$PY" -m pip install --disable-pip-version-check --progress-bar off -e "training[$EXTRAS]"
 
 export HF_HUB_OFFLINE=1
-"$PY" -m ruff check --config training/pyproject.toml training
+"$PY" -m ruff check --config training/pyproject.toml training scripts/learning_loop_e2e.py
 # `python -m` puts the repository root on sys.path, so `import training` is this checkout.
 "$PY" -m pytest -p no:cacheprovider -c training/pyproject.toml --rootdir training training/tests -rs

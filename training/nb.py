@@ -8,6 +8,14 @@ smoothing) is chosen on the pool's early-stop part, and a temperature is fitted 
 probabilities are far too sure of themselves); the threshold is the cost-based one.
 
 Run: python -m training.nb [--data-dir DIR] [--version V] [--s140 N]
+
+Retraining from feedback (the learning loop): `--feedback PATH` adds an export of
+`tweet-sentiment export-labels` (a rows file or a folder of them) to the same base data the champion
+was trained on, each feedback tweet counted `--feedback-weight` times (NB's counts add up, so this is a
+sample weight and the result is the champion's counts plus the feedback's). The most recent
+`--feedback-holdout` share of the feedback is kept apart and scored, with `--champion DIR` scored on it
+too. `--base s140` trains on `--s140 N` Sentiment140 tweets only (no human pool): a deliberately weak
+model, used by the end-to-end test of the loop.
 """
 
 from __future__ import annotations
@@ -152,8 +160,18 @@ def _stub(version: str) -> dict:
             "output": {"name": "probabilities", "kind": "probability"}}
 
 
+def holdout_metrics(version_dir: Path, holdout, threshold: float) -> dict:
+    """Macro-F1, accuracy and negative recall of a version folder on the feedback hold-out."""
+    p = common.OnnxScorer(version_dir).score(holdout.texts)
+    m = common.classification_metrics(holdout.labels, p, threshold=threshold)
+    return {"macro_f1": round(m["macro_f1"], 4), "accuracy": round(m["accuracy"], 4),
+            "negative_recall": round(m["negative_recall"], 4), "rows": len(holdout)}
+
+
 def main(argv=None) -> int:
-    from .pool import describe, training_split
+    from .data import Split, load_dataset
+    from .feedback import load_feedback, weighted
+    from .pool import clean, describe, load_pool, training_split
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
@@ -162,16 +180,56 @@ def main(argv=None) -> int:
     parser.add_argument("--s140", type=int, default=0, help="Sentiment140 tweets added to the human pool (0: none)")
     parser.add_argument("--miss-cost", type=float, default=common.MISS_COST)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--base", choices=("pool", "s140"), default="pool",
+                        help="base training data: the human pool (plus --s140 N), or --s140 N Sentiment140 tweets only")
+    parser.add_argument("--feedback", default=None, help="export(s) of `tweet-sentiment export-labels` to add")
+    parser.add_argument("--feedback-weight", type=int, default=3, help="times each feedback tweet counts")
+    parser.add_argument("--feedback-holdout", type=float, default=0.2,
+                        help="most recent share of the feedback kept apart for evaluation")
+    parser.add_argument("--champion", default=None, help="version folder scored on the feedback hold-out too")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    pool, train_split, info = training_split(data_dir, args.s140, args.seed)
-    desc = describe(pool, train_split, "alpha and temperature")
+    if args.base == "s140":
+        if args.s140 <= 0:
+            parser.error("--base s140 needs --s140 N (N > 0)")
+        pool = load_pool(data_dir)
+        s140 = load_dataset(data_dir).train.subset(args.s140, seed=args.seed)
+        train_split = Split([clean(t) for t in s140.texts], list(s140.labels))
+        info = {**pool.info, "sentiment140_only": {"n": len(train_split), "sha256": train_split.sha256()}}
+        desc = (f"{len(train_split)} Sentiment140 tweets (emoticon labels, no human labels); alpha and temperature "
+                f"on the human pool's {len(pool.early_stop)}-tweet early-stop part")
+    else:
+        pool, train_split, info = training_split(data_dir, args.s140, args.seed)
+        desc = describe(pool, train_split, "alpha and temperature")
+    extra = {"s140": args.s140, "base": args.base, "train_rows_pool": len(pool.train),
+             "pool_sha256": pool.info["sha256"]["pool"]}
+    holdout = None
+    if args.feedback:
+        feedback = load_feedback(args.feedback)
+        fb_train, holdout = feedback.recent_holdout(args.feedback_holdout)
+        train_split = weighted(train_split, fb_train, args.feedback_weight)
+        info = {**info, "feedback": {"rows": len(feedback.rows), "train_rows": len(fb_train),
+                                     "holdout_rows": len(holdout), "weight": args.feedback_weight,
+                                     "sha256": feedback.sha256()}}
+        extra.update({"feedback_rows": len(fb_train), "feedback_weight": args.feedback_weight,
+                      "feedback_holdout_rows": len(holdout)})
+        desc += (f"; plus {len(fb_train)} feedback tweets ×{args.feedback_weight} (export sha256 "
+                 f"{feedback.sha256()[7:23]}), the latest {len(holdout)} kept apart")
     manifest = train(train_split, pool.early_stop, out_dir=Path(args.out_dir), version=args.version, data_desc=desc,
-                     extra_params={"s140": args.s140, "train_rows_pool": len(pool.train),
-                                   "pool_sha256": pool.info["sha256"]["pool"]},
-                     data_info=info, miss_cost=args.miss_cost)
-    print(json.dumps({**manifest["training"], "temperature": manifest["temperature"],
-                      "threshold": manifest["threshold"]}, indent=2))
+                     extra_params=extra, data_info=info, miss_cost=args.miss_cost)
+    summary = {**manifest["training"], "temperature": manifest["temperature"], "threshold": manifest["threshold"]}
+    if holdout is not None and len(holdout):
+        version_dir = Path(args.out_dir) / NAME / args.version
+        summary["feedback_holdout"] = {"candidate": holdout_metrics(version_dir, holdout, manifest["threshold"])}
+        if args.champion:
+            champion = json.loads((Path(args.champion) / "manifest.json").read_text())
+            summary["feedback_holdout"]["champion"] = holdout_metrics(Path(args.champion), holdout,
+                                                                      champion["threshold"])
+        mlflow = common.setup_mlflow()
+        with mlflow.start_run(run_id=manifest["training"]["mlflow_run_id"]):
+            for who, m in summary["feedback_holdout"].items():
+                mlflow.log_metrics({f"feedback_holdout_{who}_{k}": v for k, v in m.items()})
+    print(json.dumps(summary, indent=2))
     return 0
 
 
