@@ -5,7 +5,8 @@
 #
 # Rust: format, lints, unit and integration tests (Azurite started and stopped here).
 # Web page: driven in Debian's Chromium against the binary (scripts/web-test.sh).
-# Python: training checks (training/ci.sh). Infra: Bicep and workflow checks (infra/check.sh).
+# Python: training checks (training/ci.sh); the learning loop end to end (scripts/learning-loop-test.sh).
+# Infra: Bicep and workflow checks (infra/check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,9 @@ if [[ -f training/ci.sh ]]; then
   step "training (Python)"
   bash training/ci.sh
 fi
+
+step "learning loop end to end (local store, then Azurite)"
+bash scripts/learning-loop-test.sh
 
 if [[ -f infra/check.sh ]]; then
   step "infra and workflows"
