@@ -27,6 +27,9 @@ param deployerPrincipalId string = ''
 @description('Kind of principal behind deployerPrincipalId: ServicePrincipal for an app registration or a user-assigned identity.')
 param deployerPrincipalType string = 'ServicePrincipal'
 
+@description('Principal (object) id of the retraining identity used by the retrain workflow over OIDC: it reads the prediction log and the reports, writes datasets, and publishes challengers. Empty: no role is granted to it here.')
+param retrainerPrincipalId string = ''
+
 @description('Also let the deployment identity write the deployment package container. Not needed with Azure/functions-action or azd: the platform writes the package with the app identity.')
 param grantDeployerPackageAccess bool = false
 
@@ -89,10 +92,11 @@ param minRequestsForAlert int = 20
 param tags object = {}
 
 // Container names shared with the Rust config defaults (MODELS_CONTAINER, LOGS_CONTAINER,
-// REPORTS_CONTAINER); infra/tests checks that both sides agree.
+// REPORTS_CONTAINER, DATASETS_CONTAINER); infra/tests checks that both sides agree.
 var modelsContainerName = 'models'
 var logsContainerName = 'logs'
 var reportsContainerName = 'reports'
+var datasetsContainerName = 'datasets'
 var packageContainerName = 'app-package'
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -106,6 +110,7 @@ var storageBlobEndpoint = 'https://${storageAccountName}.blob.${environment().su
 // Built-in role definition ids.
 var roleStorageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var roleStorageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+var roleStorageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var roleWebsiteContributor = 'de139f84-1756-47ae-9be6-808fbbe84772'
 var roleMonitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb'
 
@@ -194,6 +199,15 @@ resource logsContainer 'Microsoft.Storage/storageAccounts/blobServices/container
 resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: reportsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// Training datasets exported from the log by `tweet-sentiment export-labels` (the learning loop).
+resource datasetsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: datasetsContainerName
   properties: {
     publicAccess: 'None'
   }
@@ -372,6 +386,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'REPORTS_CONTAINER'
           value: reportsContainerName
         }
+        {
+          name: 'DATASETS_CONTAINER'
+          value: datasetsContainerName
+        }
         // Read by the timer binding of metrics-report (%METRICS_SCHEDULE% in its function.json).
         {
           name: 'METRICS_SCHEDULE'
@@ -474,6 +492,49 @@ resource deployerModelsContributor 'Microsoft.Authorization/roleAssignments@2022
   }
 }
 
+// Retraining identity (the retrain workflow): it reads the labelled log and the latest verdict,
+// writes datasets, and publishes a challenger into the models container. Each grant is scoped to
+// one container; it cannot touch the deployment package or rewrite reports.
+resource retrainerLogsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(retrainerPrincipalId)) {
+  scope: logsContainer
+  name: guid(logsContainer.id, retrainerPrincipalId, roleStorageBlobDataReader)
+  properties: {
+    principalId: retrainerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageBlobDataReader)
+  }
+}
+
+resource retrainerReportsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(retrainerPrincipalId)) {
+  scope: reportsContainer
+  name: guid(reportsContainer.id, retrainerPrincipalId, roleStorageBlobDataReader)
+  properties: {
+    principalId: retrainerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageBlobDataReader)
+  }
+}
+
+resource retrainerDatasetsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(retrainerPrincipalId)) {
+  scope: datasetsContainer
+  name: guid(datasetsContainer.id, retrainerPrincipalId, roleStorageBlobDataContributor)
+  properties: {
+    principalId: retrainerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageBlobDataContributor)
+  }
+}
+
+resource retrainerModelsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(retrainerPrincipalId)) {
+  scope: modelsContainer
+  name: guid(modelsContainer.id, retrainerPrincipalId, roleStorageBlobDataContributor)
+  properties: {
+    principalId: retrainerPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleStorageBlobDataContributor)
+  }
+}
+
 // Only when a deployment path writes the package blob itself (see grantDeployerPackageAccess).
 resource deployerPackageContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId) && grantDeployerPackageAccess) {
   scope: packageContainer
@@ -531,6 +592,7 @@ output STORAGE_ACCOUNT_URL string = storageBlobEndpoint
 output MODELS_CONTAINER string = modelsContainerName
 output LOGS_CONTAINER string = logsContainerName
 output REPORTS_CONTAINER string = reportsContainerName
+output DATASETS_CONTAINER string = datasetsContainerName
 output PACKAGE_CONTAINER string = packageContainerName
 output APPLICATIONINSIGHTS_NAME string = appInsights.name
 output LOG_ANALYTICS_WORKSPACE_NAME string = workspace.name

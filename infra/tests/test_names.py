@@ -44,7 +44,8 @@ REQUIRED_SETTINGS = {
     "MODEL_POLL_SECONDS",
 }
 
-CONTAINER_ENV = {"MODELS_CONTAINER": "models", "LOGS_CONTAINER": "logs", "REPORTS_CONTAINER": "reports"}
+CONTAINER_ENV = {"MODELS_CONTAINER": "models", "LOGS_CONTAINER": "logs", "REPORTS_CONTAINER": "reports",
+                 "DATASETS_CONTAINER": "datasets"}
 
 
 @pytest.fixture(scope="module")
