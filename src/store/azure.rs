@@ -345,10 +345,23 @@ impl BlobStore for AzureStore {
             if_match: Some(tag.0.as_str().into()),
             ..Default::default()
         };
-        self.bounded(blob.delete(Some(options)))
+        match self
+            .bounded(blob.delete(Some(options)))
             .await
-            .map(|_| ())
             .map_err(|e| map_blob_error(e, container, name))
+        {
+            // A conditional delete of a missing blob fails its precondition (412) rather than
+            // answering 404; callers need to tell "gone" from "changed".
+            Err(StoreError::ConditionFailed { .. })
+                if self.etag(container, name).await?.is_none() =>
+            {
+                Err(StoreError::NotFound {
+                    container: container.to_owned(),
+                    name: name.to_owned(),
+                })
+            }
+            result => result.map(|_| ()),
+        }
     }
 
     async fn append(&self, container: &str, name: &str, bytes: Bytes) -> StoreResult<()> {

@@ -213,7 +213,7 @@ impl Drop for Handler {
 /// Exercises every `BlobStore` operation and its contract; run against each implementation.
 pub async fn exercise_store(store: &dyn tweet_sentiment::store::BlobStore, container: &str) {
     use bytes::Bytes;
-    use tweet_sentiment::store::{StoreError, WriteCondition};
+    use tweet_sentiment::store::{ETag, StoreError, WriteCondition};
 
     assert!(matches!(
         store.get(container, "missing.json").await,
@@ -309,6 +309,33 @@ pub async fn exercise_store(store: &dyn tweet_sentiment::store::BlobStore, conta
         vec![("logs/a.jsonl".into(), 8), ("logs/b.jsonl".into(), 6)]
     );
     assert_eq!(store.list(container, "").await.unwrap().len(), 3);
+
+    // Retiring a pointer: only the version the caller read may be deleted.
+    assert!(matches!(
+        store
+            .delete_if_match(container, "p/champion.json", &ETag("\"stale\"".into()))
+            .await,
+        Err(StoreError::ConditionFailed { .. })
+    ));
+    assert_eq!(
+        &store.get(container, "p/champion.json").await.unwrap().bytes[..],
+        b"{\"v\":2}",
+        "a refused delete leaves the blob"
+    );
+    store
+        .delete_if_match(container, "p/champion.json", &second)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.get(container, "p/champion.json").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .delete_if_match(container, "p/champion.json", &second)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(store.get(container, "../escape").await.is_err());
 }
 
