@@ -162,7 +162,14 @@ pub struct State {
     /// Log blob → bytes already counted.
     pub offsets: BTreeMap<String, u64>,
     pub series: BTreeMap<String, Series>,
+    /// Predictions waiting for their feedback (72 hours): by far the largest part of the
+    /// checkpoint, so it is written as a compact table ([`pending_table`]).
+    #[serde(rename = "pending_table", with = "pending_table", default)]
     pub pending: HashMap<Uuid, Vec<Pending>>,
+    /// The same table as checkpoints before the compact form wrote it; read, merged into
+    /// `pending` by [`State::upgrade`], never written.
+    #[serde(rename = "pending", default, skip_serializing)]
+    pub legacy_pending: HashMap<Uuid, Vec<Pending>>,
     pub orphans: HashMap<Uuid, Orphan>,
     pub feedback: FeedbackCounts,
     /// Lines that were not valid records (skipped, counted).
@@ -176,6 +183,108 @@ pub struct State {
     /// Champion/challenger pair ([`pair_key`]) → their paired counts since the challenger started.
     #[serde(default)]
     pub paired: BTreeMap<String, PairedCounts>,
+}
+
+/// The join table as rows rather than a map of objects: the series names once, then one array
+/// per entry, `[id as 32 hex digits, series index, seconds after t0, flags, run]`, flags being
+/// `predicted_positive | has_label << 1 | label << 2 | paired << 3`. About half the bytes of the
+/// map form (which repeats every key and the series name in each entry), and faster to parse.
+pub mod pending_table {
+    use std::collections::HashMap;
+
+    use serde::ser::SerializeStruct;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use uuid::Uuid;
+
+    use super::Pending;
+
+    type Row = (Uuid, u32, i64, u8, u64);
+
+    struct Rows<'a> {
+        pending: &'a HashMap<Uuid, Vec<Pending>>,
+        index: HashMap<&'a str, u32>,
+        t0: i64,
+    }
+
+    impl Serialize for Rows<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let count = self.pending.values().map(Vec::len).sum();
+            let mut seq = serializer.serialize_seq(Some(count))?;
+            for (id, entries) in self.pending {
+                let mut hex = [0u8; 32];
+                let hex = id.simple().encode_lower(&mut hex) as &str;
+                for e in entries {
+                    let flags = u8::from(e.predicted_positive)
+                        | u8::from(e.label.is_some()) << 1
+                        | u8::from(e.label == Some(1)) << 2
+                        | u8::from(e.paired) << 3;
+                    seq.serialize_element(&(
+                        hex,
+                        self.index[e.series.as_str()],
+                        e.ts - self.t0,
+                        flags,
+                        e.run,
+                    ))?;
+                }
+            }
+            seq.end()
+        }
+    }
+
+    pub fn serialize<S: Serializer>(
+        pending: &HashMap<Uuid, Vec<Pending>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let names: Vec<&str> = pending
+            .values()
+            .flatten()
+            .map(|e| e.series.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i as u32))
+            .collect();
+        let t0 = pending.values().flatten().map(|e| e.ts).min().unwrap_or(0);
+        let mut table = serializer.serialize_struct("PendingTable", 3)?;
+        table.serialize_field("series", &names)?;
+        table.serialize_field("t0", &t0)?;
+        table.serialize_field("rows", &Rows { pending, index, t0 })?;
+        table.end()
+    }
+
+    #[derive(Deserialize)]
+    struct Table {
+        series: Vec<String>,
+        t0: i64,
+        rows: Vec<Row>,
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<HashMap<Uuid, Vec<Pending>>, D::Error> {
+        let table = Table::deserialize(deserializer)?;
+        let mut pending: HashMap<Uuid, Vec<Pending>> = HashMap::with_capacity(table.rows.len());
+        for (id, series, offset, flags, run) in table.rows {
+            let series = table.series.get(series as usize).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "pending row names series {series}, which is not in the table"
+                ))
+            })?;
+            pending.entry(id).or_default().push(Pending {
+                series: series.clone(),
+                ts: table.t0 + offset,
+                predicted_positive: flags & 1 != 0,
+                label: (flags & 2 != 0).then_some((flags >> 2) & 1),
+                run,
+                paired: flags & 8 != 0,
+            });
+        }
+        Ok(pending)
+    }
 }
 
 /// How many points of history the report's chart keeps (a week at one run every 15 minutes).
@@ -194,6 +303,13 @@ fn bucket_of(ts: i64) -> i64 {
 }
 
 impl State {
+    /// Folds what an older checkpoint format held into the current fields.
+    pub fn upgrade(&mut self) {
+        for (id, entries) in self.legacy_pending.drain() {
+            self.pending.entry(id).or_default().extend(entries);
+        }
+    }
+
     /// The series a prediction counts in: its model's, and the overall one for the champion.
     fn keys_for(series: &str) -> impl Iterator<Item = &str> {
         let overall = series.ends_with("/champion").then_some(OVERALL);
@@ -557,6 +673,54 @@ mod tests {
             state.series["m/2/challenger"].since_start.confusion.total(),
             3,
             "the shadow record of 2 inherited the feedback's label"
+        );
+    }
+
+    #[test]
+    fn the_join_table_round_trips_in_its_compact_form_and_old_checkpoints_still_load() {
+        let mut state = State::default();
+        state.add_predictions(
+            &[
+                prediction(1, NOW - 60, 0.9, Some(1)),
+                shadow(1, NOW - 60, 0.2, None),
+                prediction(2, NOW - 50, 0.1, Some(0)),
+                prediction(3, NOW - 3600, 0.7, None),
+            ],
+            NOW,
+        );
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(
+            json.contains("\"pending_table\":{\"series\":[\"m/1/champion\",\"m/2/challenger\"]"),
+            "{json}"
+        );
+        let mut back: State = serde_json::from_str(&json).unwrap();
+        back.upgrade();
+        assert_eq!(back, state);
+
+        // A checkpoint written before the compact form: the same entries as a map of objects.
+        let legacy = serde_json::json!({
+            "runs": 3,
+            "offsets": {},
+            "series": {},
+            "pending": {
+                "00000000-0000-0000-0000-000000000007": [
+                    {"s": "m/1/champion", "t": NOW - 5, "p": true, "l": 1, "r": 2}
+                ]
+            },
+            "orphans": {},
+            "feedback": {"joined": 0, "late": 0, "duplicate": 0, "unknown": 0},
+            "invalid_lines": 0,
+            "duplicate_predictions": 0,
+            "history": []
+        });
+        let mut old: State = serde_json::from_value(legacy).unwrap();
+        old.upgrade();
+        let entry = &old.pending[&Uuid::from_u128(7)][0];
+        assert_eq!((entry.ts, entry.label, entry.run), (NOW - 5, Some(1), 2));
+        let rewritten = serde_json::to_string(&old).unwrap();
+        assert!(
+            !rewritten.contains("\"pending\":"),
+            "the old form is never written back"
         );
     }
 

@@ -105,8 +105,9 @@ async fn load_checkpoint(
 ) -> Result<(State, Option<ETag>), AggregationError> {
     match store.get(container, CHECKPOINT_BLOB).await {
         Ok(blob) => {
-            let state = serde_json::from_slice(&blob.bytes)
+            let mut state: State = serde_json::from_slice(&blob.bytes)
                 .map_err(|e| AggregationError::CorruptCheckpoint(e.to_string()))?;
+            state.upgrade();
             Ok((state, Some(blob.etag)))
         }
         Err(StoreError::NotFound { .. }) => Ok((State::default(), None)),
