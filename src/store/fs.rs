@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::{
@@ -115,9 +114,31 @@ impl Drop for FileLock {
     }
 }
 
-fn etag_of(bytes: &[u8]) -> ETag {
-    let digest = Sha256::digest(bytes);
-    ETag(format!("\"{}\"", hex::encode(&digest[..16])))
+/// A blob's tag from its file's metadata: size, modification time and inode. Every write of a
+/// whole blob renames a fresh file into place (a new inode), and every append changes the size,
+/// so the tag changes whenever the content may have; and it costs a `stat`, where hashing the
+/// content cost 20 ms for a 45 MB model on each read.
+fn etag_of(meta: &std::fs::Metadata) -> ETag {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    ETag(format!("\"{:x}-{modified:x}-{inode:x}\"", meta.len()))
+}
+
+/// The tag of the file at `path`, or `None` when there is none.
+fn etag_at(path: &Path, container: &str, name: &str) -> StoreResult<Option<ETag>> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(not_found(container, name)),
+        Ok(meta) => Ok(Some(etag_of(&meta))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path, e)),
+    }
 }
 
 fn io_error(context: &Path, err: std::io::Error) -> StoreError {
@@ -140,13 +161,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(format!("file task failed: {e}")))?
 }
 
-fn read_existing(path: &Path, container: &str, name: &str) -> StoreResult<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(not_found(container, name)),
-        Err(e) => Err(io_error(path, e)),
+/// The content of the file at `path` and its tag, both from one open file (so they agree), or
+/// `None` when there is none.
+fn read_existing(path: &Path, container: &str, name: &str) -> StoreResult<Option<(Vec<u8>, ETag)>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| io_error(path, e))?;
+    if meta.is_dir() {
+        return Err(not_found(container, name));
     }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    Ok(Some((bytes, etag_of(&meta))))
 }
 
 #[async_trait]
@@ -155,8 +184,7 @@ impl BlobStore for FsStore {
         let path = self.path(container, name)?;
         let (c, n) = (container.to_owned(), name.to_owned());
         blocking(move || {
-            let bytes = read_existing(&path, &c, &n)?.ok_or_else(|| not_found(&c, &n))?;
-            let etag = etag_of(&bytes);
+            let (bytes, etag) = read_existing(&path, &c, &n)?.ok_or_else(|| not_found(&c, &n))?;
             Ok(Blob {
                 bytes: Bytes::from(bytes),
                 etag,
@@ -192,7 +220,7 @@ impl BlobStore for FsStore {
     async fn etag(&self, container: &str, name: &str) -> StoreResult<Option<ETag>> {
         let path = self.path(container, name)?;
         let (c, n) = (container.to_owned(), name.to_owned());
-        blocking(move || Ok(read_existing(&path, &c, &n)?.map(|b| etag_of(&b)))).await
+        blocking(move || etag_at(&path, &c, &n)).await
     }
 
     async fn put(
@@ -210,7 +238,7 @@ impl BlobStore for FsStore {
         let _guard = self.write_lock.lock().await;
         blocking(move || {
             let _other_processes = lock.as_deref().map(FileLock::acquire).transpose()?;
-            let current = read_existing(&path, &c, &n)?.map(|b| etag_of(&b));
+            let current = etag_at(&path, &c, &n)?;
             let allowed = match (&condition, &current) {
                 (WriteCondition::Always, _) => true,
                 (WriteCondition::IfAbsent, existing) => existing.is_none(),
@@ -235,8 +263,11 @@ impl BlobStore for FsStore {
             let mut file = std::fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
             file.write_all(&bytes).map_err(|e| io_error(&tmp, e))?;
             file.sync_all().map_err(|e| io_error(&tmp, e))?;
+            // The tag of the file just written: taken before the rename, from the open file, so
+            // that a concurrent writer's file can never lend us its tag.
+            let etag = etag_of(&file.metadata().map_err(|e| io_error(&tmp, e))?);
             std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
-            Ok(etag_of(&bytes))
+            Ok(etag)
         })
         .await
     }
@@ -248,12 +279,12 @@ impl BlobStore for FsStore {
         let _guard = self.write_lock.lock().await;
         blocking(move || {
             let _other_processes = FileLock::acquire(&lock)?;
-            match read_existing(&path, &c, &n)? {
+            match etag_at(&path, &c, &n)? {
                 None => Err(StoreError::NotFound {
                     container: c,
                     name: n,
                 }),
-                Some(bytes) if etag_of(&bytes) != tag => Err(StoreError::ConditionFailed {
+                Some(current) if current != tag => Err(StoreError::ConditionFailed {
                     container: c,
                     name: n,
                 }),
