@@ -61,22 +61,26 @@ impl Scorer {
             (ms * 10.0).round() / 10.0
         };
         let mut since = clock;
-        // The two digests are independent: hash the large file on a second thread.
-        std::thread::scope(|scope| {
-            let model_digest = scope.spawn(|| manifest.verify(MODEL_FILE, model_onnx));
-            let tokenizer_digest = manifest.verify(TOKENIZER_FILE, tokenizer_json);
-            tokenizer_digest.and(model_digest.join().expect("hashing thread panicked"))
-        })?;
-        let sha256_ms = lap(&mut since);
-        // The tokenizer and the plan are independent too: build them side by side.
-        let (tokenizer, built) = std::thread::scope(|scope| {
+        // The plan (the long part: parsing and optimising the graph) is built on a second thread
+        // while this one checks both digests and builds the tokenizer. The plan of a file whose
+        // digest is wrong is thrown away unused: it only ever ran tract's (memory-safe) parser.
+        let (digests, tokenizer, built) = std::thread::scope(|scope| {
             let plan = scope.spawn(|| {
                 let started = std::time::Instant::now();
                 (build_plan(&manifest, model_onnx), started.elapsed())
             });
+            let digests = manifest
+                .verify(TOKENIZER_FILE, tokenizer_json)
+                .and_then(|()| manifest.verify(MODEL_FILE, model_onnx));
+            let digest_time = since.elapsed();
             let tokenizer = build_tokenizer(&manifest, tokenizer_json);
-            (tokenizer, plan.join().expect("plan thread panicked"))
+            (
+                digests.map(|()| digest_time),
+                tokenizer,
+                plan.join().expect("plan thread panicked"),
+            )
         });
+        let sha256_ms = (digests?.as_secs_f64() * 1e4).round() / 10.0;
         let (plan, plan_time) = built;
         let tokenizer = tokenizer?;
         let (plan, feeds, one_at_a_time) = plan?;
@@ -110,20 +114,27 @@ impl Scorer {
                 "the version cannot serve {what} as its manifest promises: {e}"
             ))
         };
-        self.score(&["loaded"])
-            .map_err(|e| refuse("a short text", e))?;
-        // Far more words than tokens allowed: the tokenizer truncates it to max_tokens.
-        let longest = "word ".repeat(self.manifest.max_tokens * 2 + 8);
-        self.score(&[longest.as_str()]).map_err(|e| {
-            refuse(
-                &format!("a text of max_tokens ({})", self.manifest.max_tokens),
-                e,
-            )
-        })?;
-        let batch = vec!["ok"; super::MAX_BATCH];
-        self.score(&batch)
-            .map_err(|e| refuse(&format!("a batch of {} texts", super::MAX_BATCH), e))?;
-        Ok(())
+        // The probes are independent: the longest text runs on a second thread (half of cold
+        // start's probing time on 2 cores).
+        std::thread::scope(|scope| {
+            let longest = scope.spawn(|| {
+                // Far more words than tokens allowed: the tokenizer truncates it to max_tokens.
+                let longest = "word ".repeat(self.manifest.max_tokens * 2 + 8);
+                self.score(&[longest.as_str()]).map_err(|e| {
+                    refuse(
+                        &format!("a text of max_tokens ({})", self.manifest.max_tokens),
+                        e,
+                    )
+                })
+            });
+            self.score(&["loaded"])
+                .map_err(|e| refuse("a short text", e))?;
+            let batch = vec!["ok"; super::MAX_BATCH];
+            self.score(&batch)
+                .map_err(|e| refuse(&format!("a batch of {} texts", super::MAX_BATCH), e))?;
+            longest.join().expect("probe thread panicked")?;
+            Ok(())
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {

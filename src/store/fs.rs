@@ -174,7 +174,8 @@ fn read_existing(path: &Path, container: &str, name: &str) -> StoreResult<Option
         return Err(not_found(container, name));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).map_err(|e| io_error(path, e))?;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, e))?;
     Ok(Some((bytes, etag_of(&meta))))
 }
 
