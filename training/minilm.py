@@ -40,7 +40,9 @@ def base_model_dir() -> Path:
 def load_tokenizer(max_tokens: int):
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(base_model_dir() / "tokenizer.json"))
+    from .emoji import with_emoji_words
+
+    tok = with_emoji_words(Tokenizer.from_file(str(base_model_dir() / "tokenizer.json")))
     # The shipped file pads every input to 128; batches are padded to their longest row instead.
     tok.no_padding()
     tok.enable_padding(direction="right", pad_id=0, pad_type_id=0, pad_token="[PAD]")
@@ -442,6 +444,12 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-dir", default=None, help="default training/work/minilm-<version>")
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--init-from", default=None,
+                        help="warm start: best.pt of an earlier run (training/work/minilm-<version>/best.pt)")
+    parser.add_argument("--feedback", default=None, help="export(s) of `tweet-sentiment export-labels` to add")
+    parser.add_argument("--feedback-weight", type=int, default=3, help="times each feedback tweet is seen")
+    parser.add_argument("--feedback-holdout", type=float, default=0.2,
+                        help="most recent share of the feedback kept apart for evaluation")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="random tiny encoder (smoke tests only)")
     parser.add_argument("--repack", metavar="VERSION_DIR", default=None,
@@ -464,6 +472,15 @@ def main(argv=None) -> int:
     train_split = pool.train.subset(args.train_limit, seed=args.seed)
     if args.s140:
         train_split = with_sentiment140(train_split, load_dataset(data_dir).train, args.s140, args.seed)
+    holdout, feedback_info = None, None
+    if args.feedback:
+        from .feedback import load_feedback, weighted
+
+        feedback = load_feedback(args.feedback)
+        fb_train, holdout = feedback.recent_holdout(args.feedback_holdout)
+        train_split = weighted(train_split, fb_train, args.feedback_weight)
+        feedback_info = {"feedback_rows": len(fb_train), "feedback_weight": args.feedback_weight,
+                         "feedback_holdout_rows": len(holdout), "feedback_sha256": feedback.sha256()}
     tok = load_tokenizer(TRAIN_MAX_TOKENS)
     if args.tiny:
         torch.manual_seed(args.seed)
@@ -472,6 +489,10 @@ def main(argv=None) -> int:
                                                  max_position_embeddings=512))
     else:
         model = build_model()
+    if args.init_from:
+        # A warm start: the earlier model's weights, then training goes on from them (a resumed
+        # checkpoint of this run, if any, still wins below).
+        model.load_state_dict(torch.load(args.init_from, weights_only=True))
     if args.freeze_word_embeddings:
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
 
@@ -483,7 +504,7 @@ def main(argv=None) -> int:
         "batch_size": args.batch_size, "lr": args.lr, "warmup": args.warmup, "seed": args.seed,
         "s140": args.s140, "train_rows": len(train_split), "freeze_word_embeddings": args.freeze_word_embeddings,
         "loss": "class-balanced cross-entropy", "schedule": "linear warm-up, linear decay", "pooling": "mean",
-        "tiny": args.tiny,
+        "tiny": args.tiny, "init_from": args.init_from, **(feedback_info or {}),
     }
     mlflow = common.setup_mlflow()
     run_id_file = ckpt.folder / "mlflow_run_id"
@@ -521,11 +542,23 @@ def main(argv=None) -> int:
             "val_ece_after": round(common.expected_calibration_error(pool.early_stop.labels, p_es), 4),
             "best_step": state["best_step"], "train_wall_seconds": round(train_seconds, 1),
         }
+        if holdout is not None and len(holdout):
+            hm = common.classification_metrics(holdout.labels, scorer.score(holdout.texts), threshold=threshold)
+            metrics.update({"feedback_holdout_macro_f1": round(hm["macro_f1"], 4),
+                            "feedback_holdout_negative_recall": round(hm["negative_recall"], 4),
+                            "feedback_holdout_rows": len(holdout)})
         size = (version_dir / "model.onnx").stat().st_size
         mlflow.log_metrics({**metrics, "temperature": temperature, "threshold": threshold, "model_bytes": size})
-        data_desc = (f"human-labelled pool {len(train_split)} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
+        fed = feedback_info["feedback_rows"] * args.feedback_weight if feedback_info else 0
+        data_desc = (f"human-labelled pool {len(train_split) - fed} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
                      f"{f', plus {args.s140} Sentiment140' if args.s140 else ''}); early stopping and temperature on "
                      f"its {len(pool.early_stop)}-tweet early-stop part")
+        if feedback_info:
+            data_desc += (f"; plus {feedback_info['feedback_rows']} feedback tweets x{args.feedback_weight} (export "
+                          f"sha256 {feedback_info['feedback_sha256'][7:23]}), the latest "
+                          f"{feedback_info['feedback_holdout_rows']} kept apart")
+        if args.init_from:
+            data_desc += f"; warm start from {Path(args.init_from).parent.name}"
         manifest = common.write_manifest(
             version_dir, name=NAME, version=args.version, kind="transformer",
             inputs={"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": "token_type_ids"},

@@ -76,3 +76,20 @@ def test_real_base_model_loads_offline():
     assert out.shape == (2, 2)
 
 
+
+
+def test_minilm_warm_start_with_feedback(tiny_data_dir, tmp_path):
+    from training.tests.test_feedback import row, write_export
+
+    common_args = ["--data-dir", str(tiny_data_dir), "--out-dir", str(tmp_path), "--tiny", "--epochs", "1",
+                   "--batch-size", "8", "--threads", "1"]
+    assert minilm.main([*common_args, "--version", "1", "--checkpoint-dir", str(tmp_path / "ckpt1")]) == 0
+    rows = [row(i, f"{'love' if i % 2 else 'hate'} the crew {i}", i % 2, i) for i in range(20)]
+    export = write_export(tmp_path / "export", rows)
+    assert minilm.main([*common_args, "--version", "2", "--checkpoint-dir", str(tmp_path / "ckpt2"),
+                        "--init-from", str(tmp_path / "ckpt1" / "best.pt"), "--feedback", str(export)]) == 0
+    manifest = json.loads((tmp_path / "minilm" / "2" / "manifest.json").read_text())
+    assert manifest["training"]["metrics"]["feedback_holdout_rows"] == 4
+    assert 0.0 <= manifest["training"]["metrics"]["feedback_holdout_macro_f1"] <= 1.0
+    assert "warm start from ckpt1" in manifest["training"]["data"]
+    assert "plus 16 feedback tweets x3" in manifest["training"]["data"]
