@@ -8,6 +8,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,6 +26,37 @@ pub const BUCKET_RETENTION_SECONDS: i64 = 49 * 3600;
 pub const FEEDBACK_HORIZON_SECONDS: i64 = 72 * 3600;
 /// The series of all champion predictions, whatever the version.
 pub const OVERALL: &str = "overall";
+
+/// What the report needs of a prediction record: everything but the text, which is skipped
+/// while parsing rather than copied (it is most of a record's bytes).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CountedPrediction {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: time::OffsetDateTime,
+    pub model: crate::model::ModelRef,
+    pub role: Role,
+    pub score: f32,
+    pub sentiment: crate::model::Sentiment,
+    pub latency_ms: f64,
+    #[serde(default)]
+    pub true_label: Option<u8>,
+}
+
+impl From<PredictionRecord> for CountedPrediction {
+    fn from(r: PredictionRecord) -> Self {
+        Self {
+            id: r.id,
+            ts: r.ts,
+            model: r.model,
+            role: r.role,
+            score: r.score,
+            sentiment: r.sentiment,
+            latency_ms: r.latency_ms,
+            true_label: r.true_label,
+        }
+    }
+}
 
 /// Counts over a set of predictions; merging two is adding them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,9 +98,9 @@ pub struct Series {
 /// checkpoint holds one per recent prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
-    /// `name/version/role` of the model that made it.
+    /// `name/version/role` of the model that made it, shared by every entry of that model.
     #[serde(rename = "s")]
-    pub series: String,
+    pub series: Arc<str>,
     #[serde(rename = "t")]
     pub ts: i64,
     #[serde(rename = "p")]
@@ -176,17 +208,97 @@ pub struct State {
     pub invalid_lines: u64,
     /// Prediction records seen again (a retried append), in this run or an earlier one; skipped.
     pub duplicate_predictions: u64,
-    /// Feedback record id → its time, for the horizon: a record read twice counts once.
-    #[serde(default)]
+    /// Feedback record id → its time, for the horizon: a record read twice counts once. Written
+    /// as a compact table too ([`seen_table`]).
+    #[serde(rename = "feedback_seen_table", with = "seen_table", default)]
     pub feedback_seen: HashMap<Uuid, i64>,
+    /// The same map as checkpoints before the compact form wrote it; merged by [`State::upgrade`].
+    #[serde(rename = "feedback_seen", default, skip_serializing)]
+    pub legacy_feedback_seen: HashMap<Uuid, i64>,
     pub history: Vec<HistoryPoint>,
     /// Champion/challenger pair ([`pair_key`]) → their paired counts since the challenger started.
     #[serde(default)]
     pub paired: BTreeMap<String, PairedCounts>,
 }
 
+/// A uuid in a checkpoint table: 22 characters of URL-safe base64 (32 hex digits are read too).
+mod compact_id {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use uuid::Uuid;
+
+    pub fn encode<'b>(id: &Uuid, buf: &'b mut [u8; 22]) -> &'b str {
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(id.as_bytes(), buf)
+            .expect("16 bytes are 22 base64 characters");
+        std::str::from_utf8(&buf[..written]).expect("base64 is ASCII")
+    }
+
+    pub fn decode<E: serde::de::Error>(text: &str) -> Result<Uuid, E> {
+        if text.len() == 32 {
+            return Uuid::try_parse(text).map_err(E::custom);
+        }
+        let mut bytes = [0u8; 16];
+        match URL_SAFE_NO_PAD.decode_slice(text, &mut bytes) {
+            Ok(16) => Ok(Uuid::from_bytes(bytes)),
+            _ => Err(E::custom(format!("{text:?} is not a compact id"))),
+        }
+    }
+}
+
+/// The feedback ids already counted, as `{"t0": …, "rows": [[id, seconds after t0], …]}`.
+pub mod seen_table {
+    use std::collections::HashMap;
+
+    use serde::ser::{SerializeSeq, SerializeStruct};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use uuid::Uuid;
+
+    struct Rows<'a>(&'a HashMap<Uuid, i64>, i64);
+
+    impl Serialize for Rows<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+            for (id, ts) in self.0 {
+                let mut buf = [0u8; 22];
+                seq.serialize_element(&(super::compact_id::encode(id, &mut buf), ts - self.1))?;
+            }
+            seq.end()
+        }
+    }
+
+    pub fn serialize<S: Serializer>(
+        seen: &HashMap<Uuid, i64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let t0 = seen.values().copied().min().unwrap_or(0);
+        let mut table = serializer.serialize_struct("SeenTable", 2)?;
+        table.serialize_field("t0", &t0)?;
+        table.serialize_field("rows", &Rows(seen, t0))?;
+        table.end()
+    }
+
+    #[derive(Deserialize)]
+    struct Table<'a> {
+        t0: i64,
+        #[serde(borrow)]
+        rows: Vec<(&'a str, i64)>,
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<HashMap<Uuid, i64>, D::Error> {
+        let table = Table::deserialize(deserializer)?;
+        table
+            .rows
+            .into_iter()
+            .map(|(id, offset)| Ok((super::compact_id::decode(id)?, table.t0 + offset)))
+            .collect()
+    }
+}
+
 /// The join table as rows rather than a map of objects: the series names once, then one array
-/// per entry, `[id as 32 hex digits, series index, seconds after t0, flags, run]`, flags being
+/// per entry, `[id (22 base64 characters), series index, seconds after t0, flags, run]`, flags being
 /// `predicted_positive | has_label << 1 | label << 2 | paired << 3`. About half the bytes of the
 /// map form (which repeats every key and the series name in each entry), and faster to parse.
 pub mod pending_table {
@@ -198,7 +310,7 @@ pub mod pending_table {
 
     use super::Pending;
 
-    type Row = (Uuid, u32, i64, u8, u64);
+    type Row<'a> = (&'a str, u32, i64, u8, u64);
 
     struct Rows<'a> {
         pending: &'a HashMap<Uuid, Vec<Pending>>,
@@ -212,16 +324,16 @@ pub mod pending_table {
             let count = self.pending.values().map(Vec::len).sum();
             let mut seq = serializer.serialize_seq(Some(count))?;
             for (id, entries) in self.pending {
-                let mut hex = [0u8; 32];
-                let hex = id.simple().encode_lower(&mut hex) as &str;
+                let mut buf = [0u8; 22];
+                let id = super::compact_id::encode(id, &mut buf);
                 for e in entries {
                     let flags = u8::from(e.predicted_positive)
                         | u8::from(e.label.is_some()) << 1
                         | u8::from(e.label == Some(1)) << 2
                         | u8::from(e.paired) << 3;
                     seq.serialize_element(&(
-                        hex,
-                        self.index[e.series.as_str()],
+                        id,
+                        self.index[&*e.series],
                         e.ts - self.t0,
                         flags,
                         e.run,
@@ -239,7 +351,7 @@ pub mod pending_table {
         let names: Vec<&str> = pending
             .values()
             .flatten()
-            .map(|e| e.series.as_str())
+            .map(|e| &*e.series)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -257,10 +369,11 @@ pub mod pending_table {
     }
 
     #[derive(Deserialize)]
-    struct Table {
+    struct Table<'a> {
         series: Vec<String>,
         t0: i64,
-        rows: Vec<Row>,
+        #[serde(borrow)]
+        rows: Vec<Row<'a>>,
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(
@@ -268,14 +381,17 @@ pub mod pending_table {
     ) -> Result<HashMap<Uuid, Vec<Pending>>, D::Error> {
         let table = Table::deserialize(deserializer)?;
         let mut pending: HashMap<Uuid, Vec<Pending>> = HashMap::with_capacity(table.rows.len());
+        let names: Vec<std::sync::Arc<str>> =
+            table.series.iter().map(|n| n.as_str().into()).collect();
         for (id, series, offset, flags, run) in table.rows {
-            let series = table.series.get(series as usize).ok_or_else(|| {
+            let id = super::compact_id::decode(id)?;
+            let series = names.get(series as usize).ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "pending row names series {series}, which is not in the table"
                 ))
             })?;
             pending.entry(id).or_default().push(Pending {
-                series: series.clone(),
+                series: std::sync::Arc::clone(series),
                 ts: table.t0 + offset,
                 predicted_positive: flags & 1 != 0,
                 label: (flags & 2 != 0).then_some((flags >> 2) & 1),
@@ -308,6 +424,7 @@ impl State {
         for (id, entries) in self.legacy_pending.drain() {
             self.pending.entry(id).or_default().extend(entries);
         }
+        self.feedback_seen.extend(self.legacy_feedback_seen.drain());
     }
 
     /// The series a prediction counts in: its model's, and the overall one for the champion.
@@ -316,25 +433,20 @@ impl State {
         std::iter::once(series).chain(overall)
     }
 
-    fn tallies_mut<'a>(
-        &'a mut self,
-        series: &'a str,
-        ts: i64,
-        now: i64,
-    ) -> impl Iterator<Item = &'a mut Tally> + 'a {
+    /// Applies `count` to every tally a prediction of `series` at `ts` counts in: since-start and
+    /// its bucket, of its own series and (for the champion) of the overall one. The series must
+    /// exist ([`State::ensure_series`]).
+    fn count(&mut self, series: &str, ts: i64, now: i64, mut count: impl FnMut(&mut Tally)) {
         let bucket = bucket_of(ts);
         let keep_bucket = bucket > now - BUCKET_RETENTION_SECONDS;
-        let mut out: Vec<&'a mut Tally> = Vec::with_capacity(4);
-        let keys: Vec<&str> = Self::keys_for(series).collect();
-        for (key, s) in self.series.iter_mut() {
-            if keys.contains(&key.as_str()) {
-                out.push(&mut s.since_start);
+        for key in Self::keys_for(series) {
+            if let Some(s) = self.series.get_mut(key) {
+                count(&mut s.since_start);
                 if keep_bucket {
-                    out.push(s.buckets.entry(bucket).or_default());
+                    count(s.buckets.entry(bucket).or_default());
                 }
             }
         }
-        out.into_iter()
     }
 
     fn ensure_series(&mut self, series: &str) {
@@ -348,15 +460,28 @@ impl State {
     /// Counts one run's new prediction records. A record seen before (same id and model: an
     /// append retried after a lost answer), in this run or in an earlier one within the feedback
     /// horizon, is skipped: the ids of that horizon are in the checkpoint already, as `pending`.
-    pub fn add_predictions(&mut self, records: &[PredictionRecord], now: i64) {
+    pub fn add_predictions(&mut self, records: &[CountedPrediction], now: i64) {
         let run = self.runs + 1;
         let mut seen: HashSet<(Uuid, Role)> = HashSet::with_capacity(records.len());
+        // One shared name per model and role: a run holds few of them and many records.
+        let mut names: Vec<(&str, &str, Role, Arc<str>)> = Vec::new();
         for record in records {
-            let series = series_key(&record.model.name, &record.model.version, record.role);
-            let counted_before = self
-                .pending
-                .get(&record.id)
-                .is_some_and(|entries| entries.iter().any(|e| e.series == series));
+            let (name, version) = (record.model.name.as_str(), record.model.version.as_str());
+            let series = match names
+                .iter()
+                .find(|(n, v, r, _)| *n == name && *v == version && *r == record.role)
+            {
+                Some((_, _, _, key)) => Arc::clone(key),
+                None => {
+                    let key: Arc<str> = series_key(name, version, record.role).into();
+                    self.ensure_series(&key);
+                    names.push((name, version, record.role, Arc::clone(&key)));
+                    key
+                }
+            };
+            let earlier = self.pending.get(&record.id);
+            let counted_before =
+                earlier.is_some_and(|entries| entries.iter().any(|e| e.series == series));
             if !seen.insert((record.id, record.role)) || counted_before {
                 self.duplicate_predictions += 1;
                 continue;
@@ -365,18 +490,17 @@ impl State {
             let positive = record.sentiment == crate::model::Sentiment::Positive;
             // A label is a property of the tweet: feedback joined to the champion's record before
             // the challenger's shadow record was read labels the challenger's too.
-            let label = record.true_label.filter(|l| *l <= 1).or_else(|| {
-                self.pending
-                    .get(&record.id)
-                    .and_then(|entries| entries.iter().find_map(|e| e.label))
-            });
-            self.ensure_series(&series);
-            for tally in self.tallies_mut(&series, ts, now) {
+            let label = record
+                .true_label
+                .filter(|l| *l <= 1)
+                .or_else(|| earlier.and_then(|entries| entries.iter().find_map(|e| e.label)));
+            let paired_before = earlier.is_some();
+            self.count(&series, ts, now, |tally| {
                 tally.add_prediction(record.score, positive, record.latency_ms);
                 if let Some(label) = label {
                     tally.confusion.record(label, positive);
                 }
-            }
+            });
             if ts > now - FEEDBACK_HORIZON_SECONDS {
                 self.pending.entry(record.id).or_default().push(Pending {
                     series,
@@ -386,7 +510,10 @@ impl State {
                     run,
                     paired: false,
                 });
-                self.pair(record.id);
+                // Only a second record of the same tweet can complete a pair.
+                if paired_before {
+                    self.pair(record.id);
+                }
             }
         }
     }
@@ -465,7 +592,7 @@ impl State {
             for entry in entries.iter_mut().filter(|e| e.label.is_none()) {
                 entry.label = Some(feedback.true_label);
                 updates.push((
-                    entry.series.clone(),
+                    Arc::clone(&entry.series),
                     entry.ts,
                     entry.predicted_positive,
                     entry.run,
@@ -476,9 +603,9 @@ impl State {
                 self.feedback.late += 1;
             }
             for (series, ts, positive, _) in updates {
-                for tally in self.tallies_mut(&series, ts, now) {
-                    tally.confusion.record(feedback.true_label, positive);
-                }
+                self.count(&series, ts, now, |tally| {
+                    tally.confusion.record(feedback.true_label, positive)
+                });
             }
             self.pair(id);
         }
@@ -524,9 +651,8 @@ mod tests {
     use crate::model::Sentiment;
     use time::OffsetDateTime;
 
-    fn prediction(id: u128, ts: i64, score: f32, label: Option<u8>) -> PredictionRecord {
-        PredictionRecord {
-            v: 1,
+    fn prediction(id: u128, ts: i64, score: f32, label: Option<u8>) -> CountedPrediction {
+        CountedPrediction {
             id: Uuid::from_u128(id),
             ts: OffsetDateTime::from_unix_timestamp(ts).unwrap(),
             model: ModelRef {
@@ -541,7 +667,6 @@ mod tests {
                 Sentiment::Negative
             },
             latency_ms: 2.0,
-            text: None,
             true_label: label,
         }
     }
@@ -627,8 +752,8 @@ mod tests {
         );
     }
 
-    fn shadow(id: u128, ts: i64, score: f32, label: Option<u8>) -> PredictionRecord {
-        PredictionRecord {
+    fn shadow(id: u128, ts: i64, score: f32, label: Option<u8>) -> CountedPrediction {
+        CountedPrediction {
             role: Role::Challenger,
             model: ModelRef {
                 name: "m".into(),
@@ -676,6 +801,13 @@ mod tests {
         );
     }
 
+    fn json_has_tables(state: &State) -> bool {
+        let json = serde_json::to_value(state).unwrap();
+        json["pending_table"]["series"] == serde_json::json!(["m/1/champion", "m/2/challenger"])
+            && json["pending_table"]["rows"][0][0].as_str().map(str::len) == Some(22)
+            && json["feedback_seen_table"]["rows"].as_array().map(Vec::len) == Some(2)
+    }
+
     #[test]
     fn the_join_table_round_trips_in_its_compact_form_and_old_checkpoints_still_load() {
         let mut state = State::default();
@@ -688,11 +820,9 @@ mod tests {
             ],
             NOW,
         );
+        state.add_feedback(&[feedback(2, NOW - 10, 0), feedback(9, NOW - 20, 1)], NOW);
+        assert!(json_has_tables(&state));
         let json = serde_json::to_string(&state).unwrap();
-        assert!(
-            json.contains("\"pending_table\":{\"series\":[\"m/1/champion\",\"m/2/challenger\"]"),
-            "{json}"
-        );
         let mut back: State = serde_json::from_str(&json).unwrap();
         back.upgrade();
         assert_eq!(back, state);
@@ -708,6 +838,7 @@ mod tests {
                 ]
             },
             "orphans": {},
+            "feedback_seen": {"00000000-0000-0000-0000-000000000008": NOW - 4},
             "feedback": {"joined": 0, "late": 0, "duplicate": 0, "unknown": 0},
             "invalid_lines": 0,
             "duplicate_predictions": 0,
@@ -717,6 +848,7 @@ mod tests {
         old.upgrade();
         let entry = &old.pending[&Uuid::from_u128(7)][0];
         assert_eq!((entry.ts, entry.label, entry.run), (NOW - 5, Some(1), 2));
+        assert_eq!(old.feedback_seen[&Uuid::from_u128(8)], NOW - 4);
         let rewritten = serde_json::to_string(&old).unwrap();
         assert!(
             !rewritten.contains("\"pending\":"),

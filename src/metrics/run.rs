@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use super::aggregate::{State, OVERALL};
+use super::aggregate::{CountedPrediction, State, OVERALL};
 use super::report::{build_report, Pointers, Report, ReportConfig, RunSummary};
-use crate::log::{FeedbackRecord, PredictionRecord, FEEDBACK_PREFIX, PREDICTIONS_PREFIX};
+use crate::log::{FeedbackRecord, FEEDBACK_PREFIX, PREDICTIONS_PREFIX};
 use crate::model::manifest::{Manifest, MANIFEST_FILE};
 use crate::model::{ModelRef, Role};
 use crate::store::{BlobStore, ETag, StoreError, WriteCondition};
@@ -188,7 +188,7 @@ pub async fn run_report(
         blobs_read: 0,
         bytes_read: 0,
     };
-    let predictions: Vec<PredictionRecord> = read_new(
+    let predictions: Vec<CountedPrediction> = read_new(
         store,
         &config.logs_container,
         PREDICTIONS_PREFIX,
