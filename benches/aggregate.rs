@@ -27,20 +27,8 @@ const INSTANCES: u64 = 8;
 /// Lines per append: under the 4 MiB append block limit at ~200 bytes a line.
 const LINES_PER_APPEND: usize = 15_000;
 
-/// A cheap deterministic generator, so every run aggregates the same log.
-struct SplitMix(u64);
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+// A cheap deterministic generator, so every run aggregates the same log.
+use tweet_sentiment::metrics::verdict::SplitMix64 as SplitMix;
 
 async fn write_log(store: &dyn BlobStore, container: &str, total: usize, now: OffsetDateTime) {
     let predictions = total * 4 / 5;
@@ -52,7 +40,7 @@ async fn write_log(store: &dyn BlobStore, container: &str, total: usize, now: Of
         // Spread over the last 24 hours and 8 instances.
         let ts = now - Duration::from_secs_f64(rng.unit() * 86_400.0);
         let score = rng.unit() as f32;
-        let id = Uuid::from_u128(((i as u128) << 64) | rng.next() as u128);
+        let id = Uuid::from_u128(((i as u128) << 64) | rng.next_u64() as u128);
         ids.push(id);
         let record = PredictionRecord {
             v: 1,
@@ -94,7 +82,7 @@ async fn write_log(store: &dyn BlobStore, container: &str, total: usize, now: Of
             let id = if rng.unit() < 0.03 {
                 Uuid::now_v7()
             } else {
-                ids[(rng.next() as usize) % ids.len()]
+                ids[(rng.next_u64() as usize) % ids.len()]
             };
             FeedbackRecord {
                 v: 1,

@@ -13,6 +13,8 @@
    refuses. The other half of TweetEval val is sent, labelled.
 6. `report` gives the verdict `promote`; `/api/report` shows it; `promote --challenger` promotes, and
    `/api/health` shows the new champion and no challenger.
+7. The old champion comes back as challenger; on more labelled traffic the verdict is `keep`, and
+   `promote --challenger` refuses.
 
 Every step's figures are printed. The script exits non-zero on the first failed check.
 """
@@ -245,6 +247,19 @@ def main() -> int:
             loop.cli("promote", "--challenger")
             loop.wait_health("the server now serves the former challenger as champion, and no challenger",
                              lambda h: (h.get("model") or {}).get("version") == "e2e-2" and h.get("challenger") is None)
+
+            # The old champion, now the weaker model, comes back as challenger: the verdict keeps.
+            loop.cli("promote", "--as", "challenger", loop.version_dir("e2e-1"))
+            loop.wait_health("the old champion shadows the new one",
+                             lambda h: (h.get("challenger") or {}).get("version") == "e2e-1")
+            loop.send(*second, feedback_share=0.0, seed=3)
+            loop.wait_log_flushed()
+            verdict = json.loads(loop.cli("report", "--json", echo=False).stdout).get("challenger") or {}
+            check(verdict.get("verdict") == "keep" and verdict.get("champion") == "naive-bayes/e2e-2",
+                  f"a worse challenger gets keep ({verdict.get('labelled')} paired tweets, macro-F1 "
+                  f"{verdict.get('challenger_macro_f1')} vs {verdict.get('champion_macro_f1')})")
+            refused = loop.cli("promote", "--challenger", expect_ok=False)
+            check(refused.returncode != 0 and "`keep`" in refused.stderr, "promote --challenger refuses on keep")
         finally:
             loop.stop()
     print(f"learning loop end to end on {args.store}: passed")

@@ -35,6 +35,14 @@ pub enum ExportError {
     Store(#[from] StoreError),
     #[error("the range is empty: --from {from} is not before --to {to}")]
     EmptyRange { from: String, to: String },
+    /// Nothing to train on: no prediction in the range has both a label and its text.
+    #[error("no labelled prediction with its text between {from} and {to} ({unlabelled} unlabelled, {without_text} labelled but logged without text); nothing was written")]
+    NoLabels {
+        from: String,
+        to: String,
+        unlabelled: u64,
+        without_text: u64,
+    },
     #[error("{0} already exists with other content: the log of that range changed since it was exported (a late writer); export another range or delete the old dataset")]
     Changed(String),
 }
@@ -388,6 +396,14 @@ pub async fn export_labels(
     )
     .await?;
     let (rows, mut manifest) = join(&predictions, &feedback, from, to);
+    if rows.is_empty() {
+        return Err(ExportError::NoLabels {
+            from: compact_time(from),
+            to: compact_time(to),
+            unlabelled: manifest.unlabelled,
+            without_text: manifest.skipped.text_sha256 + manifest.skipped.text_none,
+        });
+    }
     let (rows_bytes, manifest_bytes) = encode(&rows, &mut manifest);
     let (rows_blob, manifest_blob) = dataset_blobs(from, to);
     let wrote_rows = put_once(store, datasets_container, &rows_blob, rows_bytes.clone()).await?;

@@ -165,11 +165,12 @@ pub fn mcnemar_exact(b: u64, c: u64) -> Option<f64> {
     Some((2.0 * tail).min(1.0))
 }
 
-/// SplitMix64: a small, seeded generator, so that the same counts always give the same interval.
-struct SplitMix64(u64);
+/// SplitMix64: a small, seeded generator, so that the same counts always give the same interval
+/// (the aggregation bench generates its log with it too).
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -178,8 +179,13 @@ impl SplitMix64 {
     }
 
     /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
