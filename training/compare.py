@@ -32,6 +32,7 @@ from .data import REPO_ROOT, default_data_dir, load_tweeteval
 
 MODEL_NAMES = ("naive-bayes", "lstm", "minilm")
 LATENCY_BUDGET_MS = 50.0  # p95 per tweet at batch 1 in the Rust server
+BEHAVIOUR_TARGET = 0.90  # the product's floor on the behaviour suite, once some version reaches it
 RUST_LATENCY_ROWS = 2000
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 20261129
@@ -40,7 +41,9 @@ CHAMPION_RULE = (
     "set (human labels, never trained on: the pool drops every tweet matching it) among versions whose p95 latency "
     f"per tweet at batch 1 is at most {LATENCY_BUDGET_MS:g} ms in the Rust server (onnxruntime's batch-1 p95 stands "
     "in when the Rust figure is missing) and whose behaviour-suite pass rate is not below that of the champion in "
-    "place before this comparison ran. A version trained on any part of TweetEval val (its manifest's training data "
+    f"place before this comparison ran, nor below the product's target of {BEHAVIOUR_TARGET:.0%} as soon as any "
+    "version otherwise eligible reaches it (the suite tests what the product is for: catching complaints, "
+    "polite or sarcastic ones included). A version trained on any part of TweetEval val (its manifest's training data "
     "says so) cannot be chosen: its val score is not a fair one. Ties go to the smaller file. TweetEval test is "
     "reported, never used to choose."
 )
@@ -139,11 +142,24 @@ def p95(row: dict) -> float:
     return row["latency_onnxruntime"]["p95_ms"]
 
 
-def pick_champion(rows: list[dict], previous: dict | None = None) -> dict | None:
-    """The rule in CHAMPION_RULE. `previous` is the champion row in place before (None: no behaviour floor)."""
+def _clean(row: dict) -> bool:
+    return p95(row) <= LATENCY_BUDGET_MS and not row.get("trained_on_tweeteval_val")
+
+
+def behaviour_floor(rows: list[dict], previous: dict | None = None) -> float | None:
+    """The lowest behaviour pass rate a champion may have: the champion in place's, raised to
+    BEHAVIOUR_TARGET once a version that is otherwise eligible reaches the target."""
     floor = previous["behaviour"]["overall"]["pass_rate"] if previous and previous.get("behaviour") else None
-    eligible = [r for r in rows if p95(r) <= LATENCY_BUDGET_MS and not r.get("trained_on_tweeteval_val")
-                and (floor is None or r["behaviour"]["overall"]["pass_rate"] >= floor)]
+    if any(_clean(r) and r["behaviour"]["overall"]["pass_rate"] >= BEHAVIOUR_TARGET for r in rows):
+        floor = max(floor or 0.0, BEHAVIOUR_TARGET)
+    return floor
+
+
+def pick_champion(rows: list[dict], previous: dict | None = None) -> dict | None:
+    """The rule in CHAMPION_RULE. `previous` is the champion row in place before (None: no behaviour floor
+    but the target's)."""
+    floor = behaviour_floor(rows, previous)
+    eligible = [r for r in rows if _clean(r) and (floor is None or r["behaviour"]["overall"]["pass_rate"] >= floor)]
     if not eligible:
         return None
     return max(eligible, key=lambda r: (round(r["tweeteval_val"]["macro_f1"], 4), -r["file_bytes"]))
@@ -153,16 +169,18 @@ def trained_on_tweeteval_val(data_desc: str) -> bool:
     return "tweeteval val" in data_desc.lower()
 
 
-def refusal_reason(row: dict, previous: dict | None) -> str | None:
+def refusal_reason(row: dict, previous: dict | None, rows: list[dict] | None = None) -> str | None:
     if row.get("trained_on_tweeteval_val"):
         return "trained on part of TweetEval val, so its val score cannot choose it"
     if p95(row) > LATENCY_BUDGET_MS:
         return f"p95 latency {p95(row):.1f} ms > {LATENCY_BUDGET_MS:g} ms"
-    if previous and previous.get("behaviour"):
-        floor = previous["behaviour"]["overall"]["pass_rate"]
-        if row["behaviour"]["overall"]["pass_rate"] < floor:
-            return (f"behaviour pass rate {row['behaviour']['overall']['pass_rate']:.1%} below the previous champion's "
-                    f"{floor:.1%}")
+    floor = behaviour_floor(rows if rows is not None else [row], previous)
+    rate = row["behaviour"]["overall"]["pass_rate"]
+    if floor is not None and rate < floor:
+        if floor == BEHAVIOUR_TARGET and (not previous or floor > previous["behaviour"]["overall"]["pass_rate"]):
+            return (f"behaviour pass rate {rate:.1%} below the product's target of {BEHAVIOUR_TARGET:.0%}, "
+                    "which another version reaches")
+        return f"behaviour pass rate {rate:.1%} below the previous champion's {floor:.1%}"
     return None
 
 
@@ -396,7 +414,7 @@ def finish(report: dict, models_dir: Path, champion_dir: Path, mlflow: bool) -> 
     champion = pick_champion(rows, prev_row)
     report["champion_rule"] = CHAMPION_RULE
     report["previous_champion_behaviour"] = prev_row["behaviour"]["overall"]["pass_rate"] if prev_row else None
-    report["refused"] = {r["id"]: why for r in rows if (why := refusal_reason(r, prev_row))}
+    report["refused"] = {r["id"]: why for r in rows if (why := refusal_reason(r, prev_row, rows))}
     report["champion"] = {"name": champion["name"], "version": champion["version"]} if champion else None
     svg = models_dir / "reliability.svg"
     svg.write_text(reliability_svg([(r["id"], r["reliability_val"]) for r in rows],

@@ -53,6 +53,20 @@ def test_champion_rule_refuses_worse_behaviour_than_the_previous_champion():
     assert compare.refusal_reason(old, old) is None
 
 
+def test_once_a_version_reaches_the_behaviour_target_no_champion_may_be_below_it():
+    old = _row("old", 0.88, 1.0, behaviour=0.86)
+    better_val = _row("val", 0.89, 1.0, behaviour=0.87)
+    catches_complaints = _row("suite", 0.87, 1.0, behaviour=0.93)
+    assert compare.pick_champion([old, better_val, catches_complaints], previous=old)["name"] == "suite"
+    assert "target" in compare.refusal_reason(better_val, old, [old, better_val, catches_complaints])
+    assert compare.refusal_reason(catches_complaints, old, [old, better_val, catches_complaints]) is None
+    # No version reaches the target: the champion in place's rate stays the floor.
+    assert compare.pick_champion([old, better_val], previous=old)["name"] == "val"
+    # A version that reaches the target but is too slow does not raise the floor.
+    slow = _row("slow", 0.80, compare.LATENCY_BUDGET_MS + 1, behaviour=0.95)
+    assert compare.pick_champion([old, better_val, slow], previous=old)["name"] == "val"
+
+
 def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400)
