@@ -22,7 +22,8 @@
 //!                 store                   `BlobStore`: a local folder, or Azure Blob
 //! ```
 //!
-//! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`, `report`);
+//! - [`commands`]: the command-line verbs (`serve`, `predict`, `evaluate`, `promote`, `report`,
+//!   `export-labels`);
 //!   [`config`] turns flags and environment into the plain config structs of the floors below.
 //! - [`functions`]: [`functions::FUNCTIONS`] (the registry), [`functions::wire`] (request and
 //!   answer bodies), [`functions::ApiError`] (the one table), [`functions::serve`].
