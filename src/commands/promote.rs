@@ -150,8 +150,11 @@ pub async fn run(args: PromoteArgs) -> anyhow::Result<()> {
 }
 
 /// Makes the challenger the champion, on the latest report's paired verdict (or `--force`), and
-/// retires the challenger pointer. Both pointer writes are conditional on the tags read at the
-/// start: if either pointer moved meanwhile, nothing is flipped.
+/// retires the challenger pointer. `challenger.json` is checked against the tag read at the start
+/// just before `champion.json` is written, and `champion.json` is written only if its own tag is
+/// unchanged: a pointer moved before the flip means nothing is flipped. The retirement is a delete
+/// conditional on the challenger's tag, so a new challenger published in the instant between the
+/// two writes stays in place.
 async fn promote_challenger(args: &PromoteArgs) -> anyhow::Result<()> {
     let store = args.store.open()?;
     let container = args.store.models_container.as_str();
