@@ -511,11 +511,13 @@ def main(argv=None) -> int:
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     pool = load_pool(data_dir)
     tok = load_tokenizer(TRAIN_MAX_TOKENS)
+    torch.manual_seed(args.seed)  # the head's initial weights
     model = tiny_model(tok, args.seed) if args.tiny else build_model()
     if args.weights:
         return _publish_weights(args, model, pool)
 
     train_split = pool.train.subset(args.train_limit, seed=args.seed)
+    pool_rows = len(train_split)
     if args.s140:
         train_split = with_sentiment140(train_split, load_dataset(data_dir).train, args.s140, args.seed)
     holdout, feedback_info = None, None
@@ -560,8 +562,7 @@ def main(argv=None) -> int:
         train_seconds = time.perf_counter() - t0
         model.cpu()
 
-        fed = feedback_info["feedback_rows"] * args.feedback_weight if feedback_info else 0
-        data_desc = (f"human-labelled pool {len(train_split) - fed} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
+        data_desc = (f"human-labelled pool {pool_rows} tweets (pool sha256 {pool.info['sha256']['pool'][:16]}"
                      f"{f', plus {args.s140} Sentiment140' if args.s140 else ''}); early stopping and temperature on "
                      f"its {len(pool.early_stop)}-tweet early-stop part")
         if feedback_info:
