@@ -187,7 +187,7 @@ def run_one(cfg: dict, data_dir: Path, out: Path, device: str, stop_at: float | 
 # ----------------------------------------------------------------------------- the sweep
 
 
-def greedy_soup(runs: list[dict], run_dirs: dict[str, Path], judge: Judge, model, device: str) -> tuple[dict, list[str]]:
+def greedy_soup(runs: list[dict], run_dirs: dict[str, Path], judge: Judge, model) -> tuple[dict, list[str]]:
     """Uniform average of the runs that do not lower the early-stop macro-F1, best run first."""
     import torch
 
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     model = (minilm.tiny_model(tok, 0) if args.tiny else minilm.build_model()).to(args.device)
     soup_weights = None
     if len(runs) > 1:
-        soup_weights, members = greedy_soup(runs, run_dirs, judge, model, args.device)
+        soup_weights, members = greedy_soup(runs, run_dirs, judge, model)
         if len(members) > 1:
             model.load_state_dict(soup_weights, strict=False)
             member_runs = [r for r in runs if r["name"] in members]
