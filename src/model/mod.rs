@@ -1,6 +1,7 @@
 //! Scoring: the model artifact contract, the scorer (tokenizers → tract) and the registry that
 //! keeps the champion loaded and swaps it when `champion.json` changes.
 
+mod fast_paths;
 pub mod manifest;
 pub mod registry;
 pub mod scorer;

@@ -373,11 +373,9 @@ fn build_plan(manifest: &Manifest, onnx: &[u8]) -> Result<(Plan, Vec<Feed>, bool
         })?;
     model.select_output_outlets(&[output]).map_err(onnx_error)?;
 
-    let plan = model
-        .into_optimized()
-        .map_err(onnx_error)?
-        .into_runnable()
-        .map_err(onnx_error)?;
+    let mut optimized = model.into_optimized().map_err(onnx_error)?;
+    super::fast_paths::apply(&mut optimized);
+    let plan = optimized.into_runnable().map_err(onnx_error)?;
     Ok((plan, feeds, recurrent))
 }
 
