@@ -7,7 +7,7 @@ mod common;
 use common::{fixture_version_dir, fixtures, KINDS};
 use serde_json::Value;
 use tweet_sentiment::commands::load_version_dir;
-use tweet_sentiment::model::ModelError;
+use tweet_sentiment::model::{ModelError, MAX_BATCH};
 
 fn expected() -> Value {
     serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap()
@@ -68,6 +68,34 @@ fn a_batch_scores_like_its_texts_one_by_one() {
             assert!(
                 (single - batched).abs() < 1e-5,
                 "{kind}: {text}: single {single} vs batch {batched}"
+            );
+        }
+    }
+}
+
+#[test]
+fn more_texts_than_max_batch_score_in_order() {
+    // The plans are optimised for batches of at most MAX_BATCH; a longer list is cut into runs
+    // of that size, each text keeping its place.
+    let texts: Vec<String> = (0..MAX_BATCH + 9)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("delayed again, {i} hours")
+            } else {
+                format!("I love this flight {i} :)")
+            }
+        })
+        .collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for kind in KINDS {
+        let scorer = load_version_dir(&fixture_version_dir(kind)).unwrap();
+        let all = scorer.score(&texts).unwrap();
+        assert_eq!(all.len(), texts.len());
+        for (text, score) in texts.iter().zip(&all) {
+            let single = scorer.score(&[text]).unwrap()[0];
+            assert!(
+                (single - score).abs() < 1e-5,
+                "{kind}: {text}: {single} vs {score}"
             );
         }
     }

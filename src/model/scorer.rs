@@ -159,6 +159,14 @@ impl Scorer {
 
     /// P(positive) for each text, in order.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<f32>, ModelError> {
+        if texts.len() > super::MAX_BATCH {
+            // The plan was optimised for batches of at most MAX_BATCH (see `build_plan`).
+            let mut scores = Vec::with_capacity(texts.len());
+            for chunk in texts.chunks(super::MAX_BATCH) {
+                scores.extend(self.score(chunk)?);
+            }
+            return Ok(scores);
+        }
         if self.one_at_a_time && texts.len() > 1 {
             let mut scores = Vec::with_capacity(texts.len());
             for text in texts {
@@ -313,6 +321,18 @@ fn build_plan(manifest: &Manifest, onnx: &[u8]) -> Result<(Plan, Vec<Feed>, bool
         model.symbols.sym("batch").to_dim()
     };
     let seq = model.symbols.sym("seq");
+    // Bounds every run keeps: `score` cuts batches at MAX_BATCH, the tokenizer truncates at
+    // max_tokens, and an empty text still gets one position. Without them tract cannot prove that
+    // a `batch × seq × hidden` tensor is worth a vectorised kernel, and leaves the residual adds
+    // and layer norms as generic element-wise loops.
+    for bound in [
+        "batch>=1".to_string(),
+        format!("batch<={}", super::MAX_BATCH),
+        "seq>=1".to_string(),
+        format!("seq<={}", manifest.max_tokens.max(1)),
+    ] {
+        model.symbols.add_assertion(bound).map_err(onnx_error)?;
+    }
 
     let input_names: Vec<String> = model
         .input_outlets()
