@@ -95,3 +95,36 @@ fn committed_versions_match_python_scores_and_token_ids() {
         );
     }
 }
+
+#[test]
+fn committed_lstms_score_batches_in_fixed_runs_as_texts_alone() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let texts = [
+        "my bag never showed up",
+        "great crew, thanks!",
+        "on hold for 45 minutes and still nobody answers the phone at all",
+        "ok",
+        "why does nobody answer the phone?",
+        "two hour wait at the gate",
+        "love it",
+    ];
+    let mut seen = 0;
+    for (name, dir) in committed_versions(&root.join("models")) {
+        if !name.starts_with("lstm/") {
+            continue;
+        }
+        seen += 1;
+        let scorer = load_version_dir(&dir).unwrap();
+        assert_eq!(scorer.fixed_batch_sizes(), [4, 2], "{name}");
+        // 7 texts: one run of 4, one of 2, one alone.
+        let together = scorer.score(&texts).unwrap();
+        for (text, score) in texts.iter().zip(&together) {
+            let alone = scorer.score(&[text]).unwrap()[0];
+            assert!(
+                (alone - score).abs() < 1e-5,
+                "{name}: {text}: {alone} vs {score}"
+            );
+        }
+    }
+    assert!(seen > 0, "no LSTM version is committed under models/");
+}

@@ -184,6 +184,12 @@ impl Scorer {
         }
     }
 
+    /// The batch sizes scored in one run of a fixed plan (recurrent graphs), largest first; empty
+    /// for graphs with a symbolic batch and for recurrent ones scored one text at a time.
+    pub fn fixed_batch_sizes(&self) -> Vec<usize> {
+        self.fixed_batches.iter().map(|(size, _)| *size).collect()
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
