@@ -8,8 +8,8 @@
 //! length doubles, so short tweets are not padded to a long one. Past `max_queued` texts waiting,
 //! a request is refused at once (503 with Retry-After) rather than queued without end.
 //!
-//! Models that score one text at a time (the LSTM's padding rule) go through the same queue; the
-//! scorer runs their batches text by text, so only the queueing is shared.
+//! Recurrent models (the LSTM) go through the same queue; the scorer runs their batches with plans
+//! for fixed batch sizes (4, 2, then one text at a time).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
