@@ -2,8 +2,11 @@
 //! the same token ids and onnxruntime's scores to 1e-4 (tests/fixtures/parity.json, written by
 //! the training pipeline).
 
+mod common;
+
 use std::path::Path;
 
+use common::assert_scores_as_alone;
 use serde_json::Value;
 use tweet_sentiment::commands::load_version_dir;
 
@@ -117,14 +120,7 @@ fn committed_lstms_score_batches_in_fixed_runs_as_texts_alone() {
         let scorer = load_version_dir(&dir).unwrap();
         assert_eq!(scorer.fixed_batch_sizes(), [4, 2], "{name}");
         // 7 texts: one run of 4, one of 2, one alone.
-        let together = scorer.score(&texts).unwrap();
-        for (text, score) in texts.iter().zip(&together) {
-            let alone = scorer.score(&[text]).unwrap()[0];
-            assert!(
-                (alone - score).abs() < 1e-5,
-                "{name}: {text}: {alone} vs {score}"
-            );
-        }
+        assert_scores_as_alone(&scorer, &texts, &name);
     }
     assert!(seen > 0, "no LSTM version is committed under models/");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fixture_version_dir, fixtures, KINDS};
+use common::{assert_scores_as_alone, fixture_version_dir, fixtures, KINDS};
 use serde_json::Value;
 use tweet_sentiment::commands::load_version_dir;
 use tweet_sentiment::model::{ModelError, MAX_BATCH};
@@ -58,18 +58,11 @@ fn a_batch_scores_like_its_texts_one_by_one() {
         "the crew was great, thanks! the crew was great",
         "zzz",
     ];
+    // Masks (transformer), a zero pad row (NB) and right padding with masked pooling in the
+    // LSTM's fixed-size runs all keep padding from changing a score.
     for kind in KINDS {
         let scorer = load_version_dir(&fixture_version_dir(kind)).unwrap();
-        let batch = scorer.score(&texts).unwrap();
-        for (text, batched) in texts.iter().zip(&batch) {
-            let single = scorer.score(&[text]).unwrap()[0];
-            // Masks (transformer), a zero pad row (NB) and one-at-a-time recurrent scoring (LSTM)
-            // all keep padding from changing a score.
-            assert!(
-                (single - batched).abs() < 1e-5,
-                "{kind}: {text}: single {single} vs batch {batched}"
-            );
-        }
+        assert_scores_as_alone(&scorer, &texts, kind);
     }
 }
 
@@ -89,15 +82,7 @@ fn more_texts_than_max_batch_score_in_order() {
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     for kind in KINDS {
         let scorer = load_version_dir(&fixture_version_dir(kind)).unwrap();
-        let all = scorer.score(&texts).unwrap();
-        assert_eq!(all.len(), texts.len());
-        for (text, score) in texts.iter().zip(&all) {
-            let single = scorer.score(&[text]).unwrap()[0];
-            assert!(
-                (single - score).abs() < 1e-5,
-                "{kind}: {text}: {single} vs {score}"
-            );
-        }
+        assert_scores_as_alone(&scorer, &texts, kind);
     }
 }
 

@@ -20,6 +20,20 @@ pub fn fixture_version_dir(name: &str) -> PathBuf {
 }
 
 /// Copies a directory tree.
+/// Scores `texts` in one call and checks that each score is the text's score alone (to 1e-5):
+/// padding, batch runs and chunking must never change a score or its place.
+pub fn assert_scores_as_alone(scorer: &tweet_sentiment::model::Scorer, texts: &[&str], what: &str) {
+    let together = scorer.score(texts).unwrap();
+    assert_eq!(together.len(), texts.len(), "{what}");
+    for (text, score) in texts.iter().zip(&together) {
+        let alone = scorer.score(&[text]).unwrap()[0];
+        assert!(
+            (alone - score).abs() < 1e-5,
+            "{what}: {text}: alone {alone} vs together {score}"
+        );
+    }
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
